@@ -1,0 +1,75 @@
+"""Shared fixtures. Every test runs offline, with its own weights folder and Ultralytics config.
+
+The environment is set here, before anything imports Ultralytics, so the tests
+behave the same on a laptop with internet and on the offline CI machine.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="workshop-tests-"))
+os.environ["WORKSHOP_OFFLINE"] = "1"
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_CONFIG_DIR"] = str(_SESSION_DIR / "ultralytics-config")
+os.environ["WORKSHOP_WEIGHTS_DIR"] = str(_SESSION_DIR / "weights")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from workshop.backend import create_app  # noqa: E402
+from workshop.registry import ModelRegistry  # noqa: E402
+from workshop.samples import shapes_sample  # noqa: E402
+from workshop.services import BackgroundService, start_backend  # noqa: E402
+from workshop.settings import Settings  # noqa: E402
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with a private, empty weights folder."""
+    return Settings(weights_dir=tmp_path / "weights")
+
+
+@pytest.fixture(scope="session")
+def shared_registry() -> ModelRegistry:
+    """One registry for the whole session, so the bundled model loads once."""
+    return ModelRegistry(Settings(weights_dir=_SESSION_DIR / "weights"))
+
+
+@pytest.fixture(scope="session")
+def api(shared_registry: ModelRegistry) -> Iterator[TestClient]:
+    """The app in-process (FastAPI's TestClient), warmed up, sharing the session registry."""
+    app = create_app(shared_registry.settings, shared_registry)
+    with TestClient(app) as client:
+        app.state.warmup.done.wait(timeout=120)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[BackgroundService]:
+    """A real ``workshop serve`` process (uvicorn) on a free port of 127.0.0.1."""
+    service = start_backend(log_dir=_SESSION_DIR / "logs")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def shapes_png() -> bytes:
+    """A generated picture with a few shapes, as PNG bytes."""
+    from workshop.imaging import encode_image
+
+    return encode_image(shapes_sample(seed=3).image)
+
+
+@pytest.fixture(scope="session")
+def cached_public_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding ``yolo11n.pt`` built offline from its YAML, as if it had been downloaded."""
+    from workshop.yolo_env import import_yolo
+
+    folder = tmp_path_factory.mktemp("cached-weights")
+    import_yolo()("yolo11n.yaml").save(folder / "yolo11n.pt")
+    return folder

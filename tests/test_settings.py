@@ -1,0 +1,43 @@
+"""Configuration from environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from workshop.settings import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert (settings.host, settings.port) == ("0.0.0.0", 8000)
+    assert settings.default_model == "auto"
+    assert settings.public_models == ["yolo26n", "yolo26s", "yolo26m"]
+    assert settings.cors_origins == []
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WORKSHOP_PORT", "9001")
+    monkeypatch.setenv("WORKSHOP_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_DEFAULT_MODEL", "shapes")
+    monkeypatch.setenv("WORKSHOP_CORS_ORIGINS", "http://a.example, http://b.example")
+    monkeypatch.setenv("WORKSHOP_PUBLIC_MODELS", "yolo11n,yolo11s")
+    monkeypatch.setenv("WORKSHOP_MAX_UPLOAD_BYTES", "1234")
+    monkeypatch.setenv("WORKSHOP_LOG_LEVEL", "DEBUG")
+    settings = Settings(_env_file=None)
+    assert settings.port == 9001
+    assert settings.weights_dir == tmp_path
+    assert settings.default_model == "shapes"
+    assert settings.cors_origins == ["http://a.example", "http://b.example"]
+    assert settings.public_models == ["yolo11n", "yolo11s"]
+    assert settings.max_upload_bytes == 1234
+    assert settings.log_level == "debug"
+
+
+@pytest.mark.parametrize(("variable", "value"), [("WORKSHOP_PORT", "0"), ("WORKSHOP_CONFIDENCE", "1.5"), ("WORKSHOP_LOG_LEVEL", "loud")])
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)

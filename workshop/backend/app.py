@@ -1,0 +1,64 @@
+"""Build the FastAPI application: settings, registry, warm-up, middleware, routers.
+
+``create_app()`` is a factory so that tests (and notebooks) can build apps with
+their own settings; ``workshop serve`` and uvicorn's ``--factory`` call it with
+the settings read from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from workshop import __version__
+from workshop.backend.errors import install_error_handlers
+from workshop.backend.limits import BodySizeLimitMiddleware
+from workshop.backend.routers import info, predict
+from workshop.backend.warmup import WarmUp
+from workshop.registry import ModelRegistry
+from workshop.settings import Settings, get_settings
+
+TITLE = "deploy-ml-workshop YOLO API"
+DESCRIPTION = """\
+Object detection as a web service. Send an image to `POST /predict` (base64 JSON)
+or `POST /predict/upload` (multipart file) and get back the objects a YOLO model
+found in it: class, confidence and box in the image's pixels.
+
+`GET /models` lists the models; `shapes` is bundled and works offline, the
+Ultralytics `yolo26*` / `yolo11*` models are downloaded on first use.
+"""
+
+
+def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
+    """A ready-to-serve application. Without arguments, settings come from the environment."""
+    settings = settings or get_settings()
+    registry = registry or ModelRegistry(settings)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warmup = WarmUp(registry)
+        app.state.warmup = warmup
+        if settings.warmup:
+            warmup.start()
+        else:
+            warmup.mark_skipped()
+        yield
+
+    app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.registry = registry
+
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
+    install_error_handlers(app)
+    app.include_router(info.router)
+    app.include_router(predict.router)
+    return app

@@ -1,0 +1,1 @@
+"""The back-end's routes, one router per concern."""

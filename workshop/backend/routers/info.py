@@ -1,0 +1,62 @@
+"""Routes that describe the server: title, liveness, readiness, version, models."""
+
+from __future__ import annotations
+
+import platform
+
+from fastapi import APIRouter, Request, Response, status
+
+from workshop import __version__
+from workshop.backend.dependencies import RegistryDep, WarmUpDep
+from workshop.schemas import HealthResponse, ModelInfo, ReadinessResponse, VersionResponse
+
+router = APIRouter(tags=["info"])
+
+
+@router.get("/", summary="Title of the API")
+def title(request: Request) -> str:
+    """The API's title, as in the original lab."""
+    return request.app.title
+
+
+@router.get("/health", summary="Liveness")
+def health() -> HealthResponse:
+    """Always 200 while the process answers; it does not wait for any model."""
+    return HealthResponse(version=__version__)
+
+
+@router.get(
+    "/ready",
+    summary="Readiness",
+    responses={503: {"model": ReadinessResponse, "description": "The default model is not loaded yet (or failed)."}},
+)
+def ready(registry: RegistryDep, warmup: WarmUpDep, response: Response) -> ReadinessResponse:
+    """200 once the default model is loaded and warmed up, 503 before (or if that failed)."""
+    if warmup.ready:
+        return ReadinessResponse(ready=True, default_model=registry.default_name, detail="Default model loaded.")
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    detail = f"Warm-up failed: {warmup.error}" if warmup.error else "The default model is loading."
+    return ReadinessResponse(ready=False, default_model=registry.default_name, detail=detail)
+
+
+@router.get("/version", summary="Versions")
+def version() -> VersionResponse:
+    """The package version and the versions of the libraries behind the answers."""
+    import torch
+    import ultralytics
+
+    return VersionResponse(
+        version=__version__, python=platform.python_version(), torch=torch.__version__, ultralytics=ultralytics.__version__
+    )
+
+
+@router.get("/describe", summary="What this API does")
+def describe(request: Request) -> str:
+    """A short description of the API (Markdown)."""
+    return request.app.description
+
+
+@router.get("/models", summary="Models this server can serve")
+def models(registry: RegistryDep) -> list[ModelInfo]:
+    """Every model's name, classes (when known), source, and whether it is loaded and available."""
+    return registry.info()

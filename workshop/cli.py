@@ -1,0 +1,144 @@
+"""The ``workshop`` command: serve the API, call it, train the demo model, write samples.
+
+Each sub-command is a thin layer over the package: the logic lives in the
+modules it calls, so a notebook can do the same thing in one import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from workshop import __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from workshop.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "workshop.backend.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        # One process: the models live in its memory (see workshop.registry).
+        workers=1,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from workshop.client import BackendError, WorkshopClient
+
+    client = WorkshopClient(args.url, api_key=args.api_key, timeout=args.timeout)
+    params = {"confidence": args.confidence, "iou": args.iou, "image_size": args.image_size}
+    params = {key: value for key, value in params.items() if value is not None}
+    status = 0
+    for image in args.images:
+        try:
+            result = client.predict(Path(image), model=args.model, **params)
+        except (BackendError, OSError) as error:
+            print(f"{image}: error: {error}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(result.model_dump_json(indent=2))
+        else:
+            print(
+                f"{image}: {len(result.detections)} detections by '{result.model}' "
+                f"in {result.time * 1000:.0f} ms ({result.image_width}x{result.image_height})"
+            )
+            for d in result.detections:
+                print(
+                    f"  {d.class_name:<12} {d.confidence:5.2f}  "
+                    f"[{d.x_min:7.1f}, {d.y_min:7.1f}, {d.x_max:7.1f}, {d.y_max:7.1f}]"
+                )
+        if args.save:
+            from PIL import Image
+
+            from workshop.drawing import draw_detections
+
+            out = Path(args.save)
+            if len(args.images) > 1:
+                out = out.with_name(f"{Path(image).stem}_{out.name}")
+            draw_detections(Image.open(image), result.detections).save(out)
+            print(f"  annotated image: {out}")
+    return status
+
+
+def _train_demo(args: argparse.Namespace) -> int:
+    from workshop.demo.train import TrainConfig, train_demo
+    from workshop.registry import bundled_weights_path
+
+    config = TrainConfig(
+        train_images=args.images,
+        val_images=max(20, args.images // 4),
+        heldout_images=args.heldout,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        seed=args.seed,
+    )
+    output = Path(args.output) if args.output else bundled_weights_path()
+    report = train_demo(output, config)
+    print(report.to_json())
+    print(f"Weights written to {output}")
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from workshop.samples import write_samples
+
+    for path in write_samples(Path(args.directory), shapes=args.shapes):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workshop", description="Deploy a YOLO model: from notebook to cloud VM.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the back-end API (FastAPI + uvicorn)")
+    serve.add_argument("--host", help="address to listen on (default: WORKSHOP_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: WORKSHOP_PORT or 8000)")
+    serve.set_defaults(handler=_serve)
+
+    predict = commands.add_parser("predict", help="send images to a running back-end and print the detections")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--url", default="http://localhost:8000", help="back-end URL (default: %(default)s)")
+    predict.add_argument("--model", help="model name (default: the server's default)")
+    predict.add_argument("--confidence", type=float, help="minimum confidence, 0-1")
+    predict.add_argument("--iou", type=float, help="non-maximum suppression IoU threshold, 0-1")
+    predict.add_argument("--image-size", type=int, help="inference size in pixels")
+    predict.add_argument("--api-key", help="API key, when the server requires one")
+    predict.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for an answer")
+    predict.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    predict.add_argument("--save", help="also write the image with its boxes drawn to this file")
+    predict.set_defaults(handler=_predict)
+
+    train = commands.add_parser("train-demo", help="train the bundled 'shapes' detector from scratch")
+    train.add_argument("--epochs", type=int, default=35)
+    train.add_argument("--images", type=int, default=800, help="training images to generate")
+    train.add_argument("--heldout", type=int, default=300, help="fresh images to measure mAP on")
+    train.add_argument("--image-size", type=int, default=320)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", help="weights file to write (default: the package's bundled weights)")
+    train.set_defaults(handler=_train_demo)
+
+    samples = commands.add_parser("samples", help="write sample images (shapes and photos) to a folder")
+    samples.add_argument("directory")
+    samples.add_argument("--shapes", type=int, default=3, help="how many shapes pictures")
+    samples.set_defaults(handler=_samples)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

@@ -1,0 +1,307 @@
+"""The model registry: which models exist, where their weights come from, and loading them once.
+
+Three kinds of model:
+
+* ``bundled``: the ``shapes`` detector trained by this project; its weights
+  ship inside the package, so it works with no network at all.
+* ``ultralytics``: public detection models (``yolo26n``, ``yolo11s``, ...),
+  downloaded by Ultralytics on first use into one weights folder and read from
+  there afterwards (a Dockerfile can preload them).
+* ``file``: any weights file registered at run time, e.g. one you trained.
+
+Models load lazily, once, on first use. Ultralytics documents that one model
+object must not run predictions from several threads at once, so each loaded
+model has its own lock: requests for the same model take turns, requests for
+different models do not wait for each other. On a small CPU machine this costs
+nothing, because PyTorch already spreads a single inference over every core;
+two inferences side by side would only fight for the same cores (and two
+copies of each model would double the memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from workshop.schemas import Detection, ModelInfo
+from workshop.settings import BUNDLED_MODEL, Settings
+from workshop.yolo_env import import_yolo, network_available
+
+logger = logging.getLogger(__name__)
+
+#: Public Ultralytics detection models this registry knows how to download.
+PUBLIC_MODEL_PATTERN = re.compile(r"^(yolov8|yolo11|yolo12|yolo26)[nsmlx]$")
+
+ModelSource = Literal["bundled", "ultralytics", "file"]
+
+
+class ModelError(Exception):
+    """Base of the registry's errors; ``status_code`` is the HTTP answer that fits."""
+
+    status_code = 500
+
+
+class UnknownModelError(ModelError):
+    """The name is not a model this server can serve."""
+
+    status_code = 422
+
+
+class ModelUnavailableError(ModelError):
+    """The model exists but cannot be served now (no weights and no network, or a load failure)."""
+
+    status_code = 503
+
+
+def bundled_weights_path() -> Path:
+    """Path of the bundled ``shapes`` weights inside the installed package."""
+    return Path(str(resources.files("workshop") / "assets" / "shapes.pt"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to obtain one model."""
+
+    name: str
+    source: ModelSource
+    weights: Path
+    description: str
+    classes: tuple[str, ...] | None = None
+
+    def weights_present(self) -> bool:
+        return self.weights.is_file()
+
+
+@dataclass(frozen=True)
+class InferenceParameters:
+    """Fully resolved prediction settings (no ``None``: defaults already applied)."""
+
+    confidence: float
+    iou: float
+    max_detections: int
+    image_size: int | None = None  # None: the size the model was trained at
+
+
+@dataclass
+class LoadedModel:
+    """A model in memory, with the lock that keeps its predictions one at a time."""
+
+    spec: ModelSpec
+    yolo: Any
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.yolo.names
+        return [names[index] for index in sorted(names)]
+
+    def predict(self, bgr_image: np.ndarray, params: InferenceParameters) -> list[Detection]:
+        """Run the model on one BGR image; boxes come back in that image's pixels."""
+        options: dict[str, Any] = {"conf": params.confidence, "iou": params.iou, "max_det": params.max_detections}
+        if params.image_size is not None:
+            options["imgsz"] = params.image_size
+        with self.lock:
+            result = self.yolo.predict(bgr_image, verbose=False, **options)[0]
+        return detections_from_result(result)
+
+
+def detections_from_result(result: Any) -> list[Detection]:
+    """Convert one Ultralytics ``Results`` object to this API's detections, most confident first."""
+    boxes = result.boxes
+    xyxy = boxes.xyxy.cpu().numpy().tolist()
+    confidences = boxes.conf.cpu().numpy().tolist()
+    class_ids = boxes.cls.cpu().numpy().astype(int).tolist()
+    detections = [
+        Detection(
+            x_min=round(x1, 2),
+            y_min=round(y1, 2),
+            x_max=round(x2, 2),
+            y_max=round(y2, 2),
+            class_name=result.names[class_id],
+            class_id=class_id,
+            confidence=round(confidence, 4),
+        )
+        for (x1, y1, x2, y2), confidence, class_id in zip(xyxy, confidences, class_ids)
+    ]
+    return sorted(detections, key=lambda detection: detection.confidence, reverse=True)
+
+
+class ModelRegistry:
+    """Knows every servable model and loads each one at most once, thread-safely."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._specs: dict[str, ModelSpec] = {}
+        self._loaded: dict[str, LoadedModel] = {}
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._registry_lock = threading.Lock()
+        self._default_name: str | None = None
+
+        self._add(
+            ModelSpec(
+                name=BUNDLED_MODEL,
+                source="bundled",
+                weights=bundled_weights_path(),
+                description="Bundled offline demo: circles, squares and triangles (trained by this project).",
+                classes=("circle", "square", "triangle"),
+            )
+        )
+        for name in settings.public_models:
+            self._add(self._public_spec(name))
+
+    # ----------------------------------------------------------------- names
+    def _public_spec(self, name: str) -> ModelSpec:
+        return ModelSpec(
+            name=name,
+            source="ultralytics",
+            weights=Path(self.settings.weights_dir) / f"{name}.pt",
+            description=f"Ultralytics {name} pretrained on COCO (80 classes), downloaded on first use.",
+        )
+
+    def _add(self, spec: ModelSpec) -> None:
+        with self._registry_lock:
+            self._specs[spec.name] = spec
+            self._load_locks.setdefault(spec.name, threading.Lock())
+
+    def _is_allowed(self, name: str) -> bool:
+        allowed = self.settings.allowed_models
+        return not allowed or name in allowed
+
+    def names(self) -> list[str]:
+        """Names listed by ``/models``: registered models that the settings allow."""
+        return [name for name in self._specs if self._is_allowed(name)]
+
+    def register(self, name: str, weights: Path | str, description: str | None = None) -> ModelSpec:
+        """Make a weights file servable under ``name`` (e.g. a model you just trained)."""
+        weights = Path(weights)
+        if not weights.is_file():
+            raise FileNotFoundError(f"No weights file at {weights}")
+        spec = ModelSpec(name=name, source="file", weights=weights, description=description or f"Weights from {weights}.")
+        with self._registry_lock:
+            self._loaded.pop(name, None)  # a re-registered name must not serve stale weights
+        self._add(spec)
+        return spec
+
+    def spec(self, name: str) -> ModelSpec:
+        """The spec for ``name``: a registered model, or any public Ultralytics detection model."""
+        if not self._is_allowed(name):
+            raise UnknownModelError(f"Model '{name}' is not allowed on this server. Valid models: {', '.join(self.names())}.")
+        if name in self._specs:
+            return self._specs[name]
+        if PUBLIC_MODEL_PATTERN.match(name):
+            spec = self._public_spec(name)
+            self._add(spec)
+            return spec
+        raise UnknownModelError(f"Unknown model '{name}'. Valid models: {', '.join(self.names())}.")
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        """Why ``spec`` cannot be served now, or None when it can."""
+        if spec.name in self._loaded or spec.weights_present():
+            return None
+        if spec.source == "ultralytics":
+            if network_available():
+                return None
+            return (
+                f"The weights of '{spec.name}' are not in {spec.weights.parent} and there is no network to download "
+                f"them. Connect to the internet, copy {spec.name}.pt into that folder (WORKSHOP_WEIGHTS_DIR), "
+                f"or use the bundled offline model '{BUNDLED_MODEL}'."
+            )
+        return f"The weights file {spec.weights} of '{spec.name}' is missing."
+
+    # --------------------------------------------------------------- default
+    @property
+    def default_name(self) -> str:
+        """The model used when a request names none (``auto`` resolved once, then fixed)."""
+        if self._default_name is None:
+            configured = self.settings.default_model
+            if configured != "auto":
+                self.spec(configured)  # fail fast on a typo in the settings
+                self._default_name = configured
+            else:
+                public = self.spec(self.settings.public_default_model)
+                self._default_name = public.name if self.unavailable_reason(public) is None else BUNDLED_MODEL
+                logger.info("Default model: %s (%s)", self._default_name, "online" if network_available() else "offline")
+        return self._default_name
+
+    # --------------------------------------------------------------- loading
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def get(self, name: str | None = None) -> LoadedModel:
+        """The loaded model called ``name`` (default model when None), loading it on first use."""
+        spec = self.spec(name or self.default_name)
+        loaded = self._loaded.get(spec.name)
+        if loaded is not None:
+            return loaded
+        # One lock per model: a slow download of one model never blocks another.
+        with self._load_locks[spec.name]:
+            loaded = self._loaded.get(spec.name)
+            if loaded is None:
+                loaded = self._load(spec)
+                self._loaded[spec.name] = loaded
+        return loaded
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        reason = self.unavailable_reason(spec)
+        if reason is not None:
+            raise ModelUnavailableError(reason)
+        YOLO = import_yolo()
+        started = time.perf_counter()
+        if spec.source == "ultralytics":
+            spec.weights.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Given a full path to a missing asset, Ultralytics downloads it to that path.
+            yolo = YOLO(str(spec.weights))
+        except Exception as error:  # noqa: BLE001 - download or unpickling errors of any kind
+            logger.exception("Could not load model %s", spec.name)
+            raise ModelUnavailableError(f"Model '{spec.name}' could not be loaded: {error}") from error
+        if getattr(yolo, "task", "detect") != "detect":
+            raise ModelUnavailableError(f"Model '{spec.name}' is a {yolo.task} model; this API serves detection models.")
+        seconds = time.perf_counter() - started
+        logger.info("Loaded model %s from %s in %.2f s", spec.name, spec.weights, seconds)
+        return LoadedModel(spec=spec, yolo=yolo, load_seconds=seconds)
+
+    def warm_up(self, name: str | None = None) -> LoadedModel:
+        """Load a model and run it once on a blank image, so the first real request is not slow."""
+        model = self.get(name)
+        blank = np.zeros((64, 64, 3), dtype=np.uint8)
+        model.predict(blank, self.default_parameters())
+        return model
+
+    def default_parameters(self) -> InferenceParameters:
+        return InferenceParameters(
+            confidence=self.settings.confidence, iou=self.settings.iou, max_detections=self.settings.max_detections
+        )
+
+    # ------------------------------------------------------------------ info
+    def info(self, names: Sequence[str] | None = None) -> list[ModelInfo]:
+        """What ``/models`` shows for each model."""
+        infos = []
+        for name in names or self.names():
+            spec = self.spec(name)
+            loaded = self._loaded.get(name)
+            reason = self.unavailable_reason(spec)
+            classes = loaded.class_names if loaded else (list(spec.classes) if spec.classes else None)
+            infos.append(
+                ModelInfo(
+                    name=name,
+                    source=spec.source,
+                    description=spec.description,
+                    classes=classes,
+                    loaded=loaded is not None,
+                    available=reason is None,
+                    reason=reason,
+                    default=name == self.default_name,
+                )
+            )
+        return infos

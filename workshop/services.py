@@ -1,0 +1,137 @@
+"""Start the back-end (or any server) as a background process, wait for it, stop it.
+
+Used by the notebooks ("start the API from a cell"), by the tests (a real
+uvicorn on a real port) and by the benchmark. Every process started here is
+stopped when the Python process exits, so a notebook kernel that restarts does
+not leave servers behind holding ports.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+_RUNNING: list[BackgroundService] = []
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> float:
+    """Poll ``url`` until it answers 200; return the seconds it took. Raise on timeout or process exit."""
+    started = time.monotonic()
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"The process serving {url} exited with code {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")
+        time.sleep(0.2)
+
+
+@dataclass
+class BackgroundService:
+    """A server running in a child process, with its log file."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    _log_file: object = field(repr=False, default=None)
+
+    def log(self) -> str:
+        """Everything the process has printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the process to stop (SIGTERM, a graceful shutdown), then kill it if it lingers."""
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def __enter__(self) -> BackgroundService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_process(
+    name: str,
+    command: Sequence[str],
+    url: str,
+    health_path: str = "/health",
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 120.0,
+) -> BackgroundService:
+    """Run ``command`` in the background and wait until ``url + health_path`` answers 200."""
+    log_dir = Path(log_dir or Path.cwd() / ".workshop-logs")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 - closed by stop()
+    process = subprocess.Popen(
+        list(command),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # Ctrl-C in a notebook must not reach the server
+    )
+    service = BackgroundService(name=name, url=url, process=process, log_path=log_path, _log_file=log_file)
+    _RUNNING.append(service)
+    try:
+        wait_for_http(url + health_path, timeout=timeout, process=process)
+    except Exception:
+        service.stop()
+        raise RuntimeError(f"{name} did not start; its log:\n{service.log()[-3000:]}") from None
+    return service
+
+
+def start_backend(
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 120.0,
+) -> BackgroundService:
+    """Start ``workshop serve`` on a free port (or ``port``) and wait for ``/health``."""
+    port = port or free_port(host)
+    command = [sys.executable, "-m", "workshop", "serve", "--host", host, "--port", str(port)]
+    return start_process("backend", command, f"http://{host}:{port}", env=env, log_dir=log_dir, timeout=timeout)
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every service this process started (also run at interpreter exit)."""
+    for service in list(_RUNNING):
+        service.stop()

@@ -1,0 +1,81 @@
+"""All configuration, read once from environment variables (prefix ``WORKSHOP_``).
+
+Every tunable of the back-end lives here, so a student (or a Dockerfile, or
+docker-compose.yml) changes behaviour by setting a variable, never by editing
+code. Lists accept a comma-separated string: ``WORKSHOP_CORS_ORIGINS=http://a,http://b``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The bundled model's name; it ships inside the package and needs no network.
+BUNDLED_MODEL = "shapes"
+
+CommaSeparated = Annotated[list[str], NoDecode]
+
+
+def _default_weights_dir() -> Path:
+    return Path.home() / ".cache" / "workshop" / "weights"
+
+
+class Settings(BaseSettings):
+    """The back-end's settings. Each field ``foo`` is read from ``WORKSHOP_FOO``."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKSHOP_", env_file=".env", extra="ignore")
+
+    # Where the server listens.
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # Models.
+    weights_dir: Path = Field(default_factory=_default_weights_dir)
+    default_model: str = Field(
+        "auto",
+        description="Model used when a request names none. 'auto': the public default when its weights "
+        "are cached or the network is up, else the bundled offline model.",
+    )
+    public_default_model: str = "yolo26n"
+    public_models: CommaSeparated = ["yolo26n", "yolo26s", "yolo26m"]
+    allowed_models: CommaSeparated = Field(
+        default_factory=list, description="When not empty, only these models may be served."
+    )
+    warmup: bool = Field(True, description="Load and warm up the default model when the server starts.")
+
+    # Inference defaults (each can be overridden per request).
+    confidence: float = Field(0.25, ge=0.0, le=1.0)
+    iou: float = Field(0.7, ge=0.0, le=1.0)
+    max_detections: int = Field(300, ge=1, le=1000)
+
+    # Limits that protect the server from large or hostile requests.
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest encoded image, in bytes.")
+    max_request_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest request body, in bytes.")
+    max_pixels: int = Field(40_000_000, gt=0, description="Largest image, in pixels, checked before decoding.")
+    max_batch_images: int = Field(16, ge=1)
+
+    # Web.
+    cors_origins: CommaSeparated = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("public_models", "allowed_models", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()
