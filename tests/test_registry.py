@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from workshop.registry import ModelRegistry, ModelUnavailableError, UnknownModelError, bundled_weights_path
@@ -103,10 +102,11 @@ def test_models_load_once_even_under_concurrent_first_use(shared_registry: Model
 
 
 def test_concurrent_predictions_give_the_same_answers(shared_registry: ModelRegistry) -> None:
+    from workshop.imaging import to_bgr_array
     from workshop.samples import shapes_sample
 
     model = shared_registry.get("shapes")
-    image = np.ascontiguousarray(np.asarray(shapes_sample(seed=11).image)[:, :, ::-1])
+    image = to_bgr_array(shapes_sample(seed=11).image)
     params = shared_registry.default_parameters()
     expected = model.predict(image, params)
     answers: list = []

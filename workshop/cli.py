@@ -34,6 +34,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def ui_command(host: str, port: int) -> list[str]:
+    """The ``streamlit run`` command line for the front-end."""
+    from workshop.frontend import APP_PATH
+    from workshop.links import in_codespace
+
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # no "Deploy" button: this app deploys itself
+    ]
+    if in_codespace():
+        # The codespace's port forwarding proxy breaks Streamlit's XSRF cookie check on uploads.
+        command += ["--server.enableXsrfProtection", "false"]
+    return command
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from workshop.settings import get_settings
+
+    settings = get_settings()
+    env = dict(os.environ)
+    if args.backend_url:
+        env["WORKSHOP_BACKEND_URL"] = args.backend_url
+    command = ui_command(args.host or settings.ui_host, args.port or settings.ui_port)
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from workshop.client import BackendError, WorkshopClient
 
@@ -109,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: WORKSHOP_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (default: WORKSHOP_PORT or 8000)")
     serve.set_defaults(handler=_serve)
+
+    ui = commands.add_parser("ui", help="run the Streamlit front-end")
+    ui.add_argument("--host", help="address to listen on (default: WORKSHOP_UI_HOST or 0.0.0.0)")
+    ui.add_argument("--port", type=int, help="port to listen on (default: WORKSHOP_UI_PORT or 8501)")
+    ui.add_argument("--backend-url", help="back-end URL (default: WORKSHOP_BACKEND_URL or http://localhost:8000)")
+    ui.set_defaults(handler=_ui)
 
     predict = commands.add_parser("predict", help="send images to a running back-end and print the detections")
     predict.add_argument("images", nargs="+", help="image files")

@@ -53,8 +53,12 @@ class DecodedImage:
         return self.image.height
 
     def to_bgr_array(self) -> np.ndarray:
-        """The pixels as a contiguous ``(h, w, 3)`` BGR array, the order Ultralytics expects of NumPy input."""
-        return np.ascontiguousarray(np.asarray(self.image)[:, :, ::-1])
+        return to_bgr_array(self.image)
+
+
+def to_bgr_array(image: Image.Image) -> np.ndarray:
+    """An RGB picture as a contiguous ``(h, w, 3)`` BGR array, the channel order Ultralytics expects of NumPy input."""
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
 
 
 def decode_base64(data: str, max_bytes: int) -> bytes:

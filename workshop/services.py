@@ -130,6 +130,23 @@ def start_backend(
     return start_process("backend", command, f"http://{host}:{port}", env=env, log_dir=log_dir, timeout=timeout)
 
 
+def start_frontend(
+    backend_url: str,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 120.0,
+) -> BackgroundService:
+    """Start ``workshop ui`` (Streamlit) against ``backend_url`` and wait for Streamlit's health route."""
+    port = port or free_port(host)
+    command = [sys.executable, "-m", "workshop", "ui", "--host", host, "--port", str(port), "--backend-url", backend_url]
+    return start_process(
+        "frontend", command, f"http://{host}:{port}", health_path="/_stcore/health", env=env, log_dir=log_dir,
+        timeout=timeout,
+    )
+
+
 @atexit.register
 def stop_all() -> None:
     """Stop every service this process started (also run at interpreter exit)."""

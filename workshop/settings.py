@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     cors_origins: CommaSeparated = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Front-end (the Streamlit app and the client).
+    backend_url: str = Field("http://localhost:8000", description="Where the front-end finds the back-end.")
+    ui_host: str = "0.0.0.0"
+    ui_port: int = Field(8501, ge=1, le=65535)
+    request_timeout: float = Field(60.0, gt=0, description="Seconds the front-end waits for an answer.")
+
     @field_validator("public_models", "allowed_models", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install the workshop package with pinned versions.
+#
+#   scripts/setup.sh          # what the workshop needs to run
+#   scripts/setup.sh dev      # plus everything the tests need
+#
+# PyTorch comes from PyPI by default. To get the smaller CPU-only build instead,
+# set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu before running this.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+python="${PYTHON:-python3}"
+venv="${VENV:-.venv}"
+
+"$python" - <<'PY'
+import sys
+if sys.version_info < (3, 10):
+    sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
+PY
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "==> Creating virtual environment $venv"
+    "$python" -m venv "$venv"
+fi
+
+pip_args=(--disable-pip-version-check -q)
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    pip_args+=(--extra-index-url "$TORCH_INDEX_URL")
+fi
+
+target="."
+[ -n "$extras" ] && target=".[$extras]"
+echo "==> Installing $target (pinned by requirements/constraints.txt)"
+"$venv/bin/python" -m pip install "${pip_args[@]}" --upgrade pip
+"$venv/bin/python" -m pip install "${pip_args[@]}" -c requirements/constraints.txt -e "$target"
+echo "==> Ready: $("$venv/bin/workshop" --version)"

@@ -1,0 +1,99 @@
+"""The back-end as users run it: ``workshop serve`` in its own process, over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+
+import pytest
+import requests
+
+from workshop.client import BackendError, BackendUnavailableError, WorkshopClient
+from workshop.samples import shapes_sample
+from workshop.services import BackgroundService, free_port, start_backend
+
+pytestmark = pytest.mark.slow
+
+
+def test_health_models_and_predict_over_http(live_server: BackgroundService, shapes_png: bytes) -> None:
+    url = live_server.url
+    assert requests.get(f"{url}/health", timeout=5).json()["status"] == "ok"
+    client = WorkshopClient(url)
+    client.wait_until_ready(timeout=60)
+    assert [m.name for m in client.models()][0] == "shapes"
+    response = requests.post(f"{url}/predict", json={"image": base64.b64encode(shapes_png).decode()}, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["model"] == "shapes" and response.json()["detections"]
+
+
+def test_client_all_routes(live_server: BackgroundService) -> None:
+    client = WorkshopClient(live_server.url)
+    client.wait_until_ready(timeout=60)
+    assert client.title() == "deploy-ml-workshop YOLO API"
+    assert "predict" in client.describe()
+    assert client.version().version == "0.1.0"
+    assert client.health().status == "ok"
+    sample = shapes_sample(seed=8)
+    by_json = client.predict(sample.image, confidence=0.3)
+    by_upload = client.predict_upload(sample.image, confidence=0.3)
+    assert by_json.detections == by_upload.detections
+    batch = client.predict_batch([sample.image, shapes_sample(seed=9).image])
+    assert len(batch.results) == 2 and batch.results[0].model == "shapes"
+
+
+def test_client_errors_are_readable(live_server: BackgroundService) -> None:
+    client = WorkshopClient(live_server.url)
+    with pytest.raises(BackendError) as caught:
+        client.predict(b"not an image")
+    assert caught.value.status_code == 422 and "not an image" in str(caught.value)
+    with pytest.raises(BackendError) as caught:
+        client.predict(shapes_sample(seed=1).image, model="yolo26n")
+    assert caught.value.status_code == 503 and "no network" in str(caught.value)
+    with pytest.raises(BackendUnavailableError, match="Cannot reach the back-end"):
+        WorkshopClient(f"http://127.0.0.1:{free_port()}").health()
+
+
+def test_health_answers_while_a_prediction_runs(live_server: BackgroundService) -> None:
+    # Inference runs in a worker thread: the event loop keeps serving other requests.
+    import threading
+
+    client = WorkshopClient(live_server.url)
+    big = shapes_sample(seed=2, width=1920, height=1080).image
+    worker = threading.Thread(target=lambda: [client.predict(big, image_size=1280) for _ in range(3)])
+    worker.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    assert requests.get(f"{live_server.url}/health", timeout=5).status_code == 200
+    health_seconds = time.perf_counter() - started
+    worker.join()
+    assert health_seconds < 2.0
+
+
+def test_cold_start_to_first_prediction(tmp_path) -> None:
+    """A fresh process serves its first /predict; SIGTERM shuts it down gracefully."""
+    started = time.perf_counter()
+    service = start_backend(log_dir=tmp_path)
+    try:
+        client = WorkshopClient(service.url)
+        result = client.predict(shapes_sample(seed=5).image)
+        elapsed = time.perf_counter() - started
+        assert result.model == "shapes"
+        print(f"cold start to first 200 on /predict: {elapsed:.2f} s")
+    finally:
+        service.stop()
+    # Uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it stopped.
+    assert service.process.returncode in (0, -15), service.log()[-2000:]
+    assert "Application shutdown complete" in service.log()
+
+
+def test_serve_rejects_a_bad_setting_with_a_clear_message(tmp_path) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "workshop", "serve", "--port", str(free_port())],
+        env={"WORKSHOP_CONFIDENCE": "7", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "confidence" in result.stderr
