@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install the workshop package with pinned versions.
 #
-#   scripts/setup.sh          # what the workshop needs to run
+#   scripts/setup.sh          # back-end and front-end (extra "all")
 #   scripts/setup.sh dev      # plus everything the tests need
 #
 # PyTorch comes from PyPI by default. To get the smaller CPU-only build instead,
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-extras="${1:-}"
+extras="${1:-all}"
 python="${PYTHON:-python3}"
 venv="${VENV:-.venv}"
 
@@ -29,8 +29,7 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then
     pip_args+=(--extra-index-url "$TORCH_INDEX_URL")
 fi
 
-target="."
-[ -n "$extras" ] && target=".[$extras]"
+target=".[$extras]"
 echo "==> Installing $target (pinned by requirements/constraints.txt)"
 "$venv/bin/python" -m pip install "${pip_args[@]}" --upgrade pip
 "$venv/bin/python" -m pip install "${pip_args[@]}" -c requirements/constraints.txt -e "$target"

@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 scripts/install-browser.sh
+# A Docker engine and a local base image for the container tests, where one can be started.
+if base_image=$(scripts/docker-offline.sh); then
+    export WORKSHOP_DOCKER_BASE_IMAGE="$base_image"
+else
+    echo "==> No Docker engine could be started here: the container tests will be skipped" >&2
+fi
 venv="${VENV:-.venv}"
 
 echo "==> Running tests"

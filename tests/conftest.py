@@ -65,6 +65,30 @@ def shapes_png() -> bytes:
     return encode_image(shapes_sample(seed=3).image)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags for a closed network: no background calls home, no sandbox (tests may run as root).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def page() -> Iterator:
+    """A Playwright page in Debian's headless Chromium (installed by scripts/test.sh)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing: scripts/test.sh should have installed it")
+        pytest.skip("Debian's chromium is not installed (scripts/install-browser.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1900})
+        yield page
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def cached_public_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder holding ``yolo11n.pt`` built offline from its YAML, as if it had been downloaded."""

@@ -55,19 +55,26 @@ def test_client_errors_are_readable(live_server: BackgroundService) -> None:
 
 
 def test_health_answers_while_a_prediction_runs(live_server: BackgroundService) -> None:
-    # Inference runs in a worker thread: the event loop keeps serving other requests.
+    """Inference runs in a worker thread: the event loop keeps serving other requests meanwhile."""
     import threading
 
     client = WorkshopClient(live_server.url)
     big = shapes_sample(seed=2, width=1920, height=1080).image
-    worker = threading.Thread(target=lambda: [client.predict(big, image_size=1280) for _ in range(3)])
+    predictions_running = threading.Event()
+
+    def predict_many() -> None:
+        predictions_running.set()
+        for _ in range(6):
+            client.predict(big, image_size=1280)
+
+    worker = threading.Thread(target=predict_many)
     worker.start()
-    time.sleep(0.2)
-    started = time.perf_counter()
-    assert requests.get(f"{live_server.url}/health", timeout=5).status_code == 200
-    health_seconds = time.perf_counter() - started
+    predictions_running.wait()
+    time.sleep(0.3)  # let the first prediction reach the model
+    assert requests.get(f"{live_server.url}/health", timeout=30).status_code == 200
+    # Had inference blocked the event loop, /health would have waited for all six predictions.
+    assert worker.is_alive(), "/health answered only after the predictions finished"
     worker.join()
-    assert health_seconds < 2.0
 
 
 def test_cold_start_to_first_prediction(tmp_path) -> None:

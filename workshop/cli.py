@@ -128,6 +128,39 @@ def _train_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preload(args: argparse.Namespace) -> int:
+    """Load each model once so its weights are on disk (a Dockerfile bakes them into the image)."""
+    from workshop.registry import ModelError, ModelRegistry
+    from workshop.settings import get_settings
+
+    registry = ModelRegistry(get_settings())
+    status = 0
+    for name in args.models:
+        try:
+            model = registry.get(name)
+            print(f"preloaded {name}: {model.spec.weights} ({model.spec.source})")
+        except ModelError as error:
+            if args.allow_missing:
+                print(f"skipped {name}: {error}")
+            else:
+                print(f"error {name}: {error}", file=sys.stderr)
+                status = 1
+    return status
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 when ``url`` answers 200 (for Docker's HEALTHCHECK: slim images have no curl)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(args.url, timeout=args.timeout) as response:
+            return 0 if response.status == 200 else 1
+    except (urllib.error.URLError, OSError) as error:
+        print(f"unhealthy: {args.url}: {error}", file=sys.stderr)
+        return 1
+
+
 def _samples(args: argparse.Namespace) -> int:
     from workshop.samples import write_samples
 
@@ -173,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", help="weights file to write (default: the package's bundled weights)")
     train.set_defaults(handler=_train_demo)
+
+    preload = commands.add_parser("preload", help="download/load models now so their weights are cached")
+    preload.add_argument("models", nargs="+", help="model names, e.g. shapes yolo26n")
+    preload.add_argument(
+        "--allow-missing", action="store_true", help="skip (exit 0) models that cannot be had, e.g. offline"
+    )
+    preload.set_defaults(handler=_preload)
+
+    health = commands.add_parser("healthcheck", help="exit 0 if a URL answers 200 (for container health checks)")
+    health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")
+    health.add_argument("--timeout", type=float, default=4.0)
+    health.set_defaults(handler=_healthcheck)
 
     samples = commands.add_parser("samples", help="write sample images (shapes and photos) to a folder")
     samples.add_argument("directory")

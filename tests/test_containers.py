@@ -1,0 +1,222 @@
+"""The images and the compose stack, built and run by a real Docker engine.
+
+``scripts/test.sh`` starts the engine and builds the local base image (see
+``scripts/docker-offline.sh``); these tests build both images on it, bring the
+stack up with Compose on free ports, use it like a student would, crash the
+back-end to see it come back, and tear everything down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from workshop.client import WorkshopClient
+from workshop.samples import shapes_sample
+from workshop.services import free_port, wait_for_http
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_IMAGE = os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE", "workshop-base/python:bookworm")
+# Empty: PyPI's torch. The Dockerfile's default (the CPU-only index) is not reachable from CI.
+TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def run(command: list[str], env: dict | None = None, timeout: float = 1800, check: bool = True) -> str:
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def compose_command() -> list[str]:
+    """Compose v2 (``docker compose``) when installed, else Debian's v1 ``docker-compose``."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("Neither 'docker compose' nor 'docker-compose' is installed")
+
+
+def docker_ready() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@dataclass
+class Stack:
+    project: str
+    compose: list[str]
+    env: dict
+    backend_url: str
+    frontend_url: str
+    build_seconds: float
+    up_to_first_predict: float
+    timings: dict = field(default_factory=dict)
+
+    def container(self, service: str) -> str:
+        return run([*self.compose, "ps", "-q", service], env=self.env).strip()
+
+    def inspect(self, service: str) -> dict:
+        return json.loads(run(["docker", "inspect", self.container(service)]))[0]
+
+    def down(self) -> None:
+        run([*self.compose, "down", "--volumes", "--remove-orphans", "--timeout", "20"], env=self.env, timeout=300)
+
+
+def first_successful_predict(url: str, timeout: float) -> None:
+    image = shapes_sample(seed=3).image
+    client = WorkshopClient(url, timeout=30)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.predict(image)
+            return
+        except Exception:  # noqa: BLE001 - not up yet: refused, reset, 503 while warming
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    if not docker_ready():
+        if os.environ.get("CI"):
+            pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
+        pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+    project = f"workshoptest{os.getpid()}"
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": project,
+        "BASE_IMAGE": BASE_IMAGE,
+        "TORCH_INDEX_URL": TORCH_INDEX_URL,
+        "WORKSHOP_IMAGE_TAG": "test",
+        "WORKSHOP_BACKEND_PORT": str(free_port()),
+        "WORKSHOP_FRONTEND_PORT": str(free_port()),
+    }
+    compose = [*compose_command(), "-p", project]
+    started = time.perf_counter()
+    run([*compose, "build"], env=env, timeout=3600)
+    build_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    run([*compose, "up", "-d"], env=env, timeout=600)
+    backend_url = f"http://127.0.0.1:{env['WORKSHOP_BACKEND_PORT']}"
+    stack = Stack(
+        project=project, compose=compose, env=env, backend_url=backend_url,
+        frontend_url=f"http://127.0.0.1:{env['WORKSHOP_FRONTEND_PORT']}",
+        build_seconds=build_seconds, up_to_first_predict=0.0,
+    )
+    try:
+        first_successful_predict(backend_url, timeout=300)
+        stack.up_to_first_predict = time.perf_counter() - started
+        print(f"\ncompose build: {build_seconds:.1f} s; up -> first 200 on /predict: {stack.up_to_first_predict:.1f} s")
+        yield stack
+    finally:
+        stack.down()
+
+
+def test_images_are_non_root_labelled_and_healthchecked(stack: Stack) -> None:
+    for service, port in (("backend", "8000"), ("frontend", "8501")):
+        image = json.loads(run(["docker", "image", "inspect", f"deploy-ml-workshop/{service}:test"]))[0]
+        config = image["Config"]
+        assert config["User"] == "workshop"
+        assert config["Labels"]["org.opencontainers.image.version"] == "0.1.0"
+        assert config["Labels"]["org.opencontainers.image.source"].startswith("https://")
+        assert config["Healthcheck"]["Test"][:2] == ["CMD", "workshop"] and port in config["Healthcheck"]["Test"][-1]
+        assert config["Cmd"][0] == "workshop"  # exec form: no shell between Docker and the server
+        assert f"{port}/tcp" in config["ExposedPorts"]
+        print(f"{service} image: {image['Size'] / 1e6:.0f} MB")
+    frontend_packages = run(["docker", "run", "--rm", "deploy-ml-workshop/frontend:test", "pip", "list"])
+    assert "torch" not in frontend_packages.split()  # the UI image carries no PyTorch
+
+
+def test_stack_is_healthy_and_predicts_on_the_published_port(stack: Stack) -> None:
+    for service in ("backend", "frontend"):
+        deadline = time.monotonic() + 120
+        while stack.inspect(service)["State"]["Health"]["Status"] != "healthy":
+            assert time.monotonic() < deadline, f"{service} never became healthy"
+            time.sleep(1)
+    sample = shapes_sample(seed=3)
+    result = WorkshopClient(stack.backend_url).predict(sample.image)
+    assert result.model == "shapes"
+    assert {d.class_name for d in result.detections} >= {s.class_name for s in sample.shapes}
+    assert requests.get(f"{stack.backend_url}/docs", timeout=10).status_code == 200
+
+
+def test_ui_reaches_the_backend_by_its_service_name(stack: Stack, page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    sample = shapes_sample(seed=3)
+    image_path = tmp_path / "shapes.png"
+    sample.image.save(image_path)
+    page.goto(stack.frontend_url)
+    url_box = page.get_by_label("Back-end URL")
+    expect(url_box).to_have_value("http://backend:8000", timeout=60_000)
+    page.get_by_role("button", name="Is alive?").click()
+    expect(page.get_by_text("deploy-ml-workshop YOLO API, version 0.1.0")).to_be_visible(timeout=60_000)
+
+    page.locator('input[type="file"]').set_input_files(str(image_path))
+    page.get_by_role("button", name="Predict").click()
+    expect(page.get_by_text(re.compile(r"^Found \d+ objects?:"))).to_be_visible(timeout=120_000)
+    expect(page.locator("table td").first).to_be_visible()
+    cells = [cell.strip() for cell in page.locator("table td").all_inner_texts()]
+    assert {s.class_name for s in sample.shapes} <= set(cells)
+    page.screenshot(path=str(tmp_path / "compose-ui.png"), full_page=True)
+
+
+def test_restart_policy_brings_a_crashed_backend_back(stack: Stack) -> None:
+    before = stack.inspect("backend")
+    assert before["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    # A crash, not a `docker stop`: kill the server process itself, from the host.
+    subprocess.run(["kill", "-9", str(before["State"]["Pid"])], check=True)
+    deadline = time.monotonic() + 120
+    while True:
+        state = stack.inspect("backend")
+        if state["RestartCount"] > before["RestartCount"] and state["State"]["Running"]:
+            break
+        assert time.monotonic() < deadline, "the back-end was not restarted"
+        time.sleep(0.5)
+    first_successful_predict(stack.backend_url, timeout=180)
+
+
+def test_backend_alone_with_docker_run_and_frontend_with_host_network(stack: Stack) -> None:
+    backend_port, frontend_port = free_port(), free_port()
+    backend = run(["docker", "run", "-d", "-p", f"{backend_port}:8000", "deploy-ml-workshop/backend:test"]).strip()
+    frontend = run([
+        "docker", "run", "-d", "--network", "host",
+        "-e", f"WORKSHOP_UI_PORT={frontend_port}", "-e", f"WORKSHOP_BACKEND_URL=http://127.0.0.1:{backend_port}",
+        "deploy-ml-workshop/frontend:test",
+    ]).strip()
+    try:
+        first_successful_predict(f"http://127.0.0.1:{backend_port}", timeout=180)
+        wait_for_http(f"http://127.0.0.1:{frontend_port}/_stcore/health", timeout=120)
+        started = time.perf_counter()
+        run(["docker", "stop", "--time", "20", backend])
+        stop_seconds = time.perf_counter() - started
+        state = json.loads(run(["docker", "inspect", backend]))[0]["State"]
+        # SIGTERM reached uvicorn (PID 1), which shut down cleanly, well before Docker's SIGKILL.
+        assert stop_seconds < 15
+        assert state["ExitCode"] in (0, 143)
+        logs = subprocess.run(["docker", "logs", backend], capture_output=True, text=True).stderr  # uvicorn logs to stderr
+        assert "Application shutdown complete" in logs
+    finally:
+        subprocess.run(["docker", "rm", "-f", backend, frontend], capture_output=True)
+
+
+def test_down_leaves_no_containers_networks_or_volumes(stack: Stack) -> None:
+    stack.down()
+    label = f"label=com.docker.compose.project={stack.project}"
+    assert run(["docker", "ps", "-aq", "--filter", label]).strip() == ""
+    assert run(["docker", "network", "ls", "-q", "--filter", label]).strip() == ""
+    assert run(["docker", "volume", "ls", "-q", "--filter", label]).strip() == ""
