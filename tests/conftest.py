@@ -89,6 +89,39 @@ def page() -> Iterator:
         browser.close()
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCKER_BASE_IMAGE = os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE", "workshop-base/python:bookworm")
+# Empty: PyPI's torch. The Dockerfile's default (the CPU-only index) is not reachable from CI.
+DOCKER_TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A running Docker engine: skip without one, except in CI, where scripts/test.sh starts one."""
+    import shutil
+    import subprocess
+
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
+    pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+
+
+@pytest.fixture(scope="session")
+def backend_image(docker_engine: None) -> str:
+    """The back-end image, built on the local base image (cached layers make a rebuild quick)."""
+    import subprocess
+
+    tag = "deploy-ml-workshop/backend:test"
+    subprocess.run(
+        ["docker", "build", "-q", "-f", "backend/Dockerfile", "-t", tag,
+         "--build-arg", f"BASE_IMAGE={DOCKER_BASE_IMAGE}", "--build-arg", f"TORCH_INDEX_URL={DOCKER_TORCH_INDEX_URL}", "."],
+        cwd=REPO_ROOT, check=True, capture_output=True, timeout=3600,
+    )
+    return tag
+
+
 @pytest.fixture(scope="session")
 def cached_public_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder holding ``yolo11n.pt`` built offline from its YAML, as if it had been downloaded."""

@@ -25,10 +25,7 @@ from workshop.client import WorkshopClient
 from workshop.samples import shapes_sample
 from workshop.services import free_port, wait_for_http
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE_IMAGE = os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE", "workshop-base/python:bookworm")
-# Empty: PyPI's torch. The Dockerfile's default (the CPU-only index) is not reachable from CI.
-TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
+from conftest import DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, REPO_ROOT as ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -47,10 +44,6 @@ def compose_command() -> list[str]:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     pytest.fail("Neither 'docker compose' nor 'docker-compose' is installed")
-
-
-def docker_ready() -> bool:
-    return shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
 @dataclass
@@ -89,17 +82,13 @@ def first_successful_predict(url: str, timeout: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    if not docker_ready():
-        if os.environ.get("CI"):
-            pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
-        pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+def stack(docker_engine: None) -> Iterator[Stack]:
     project = f"workshoptest{os.getpid()}"
     env = {
         **os.environ,
         "COMPOSE_PROJECT_NAME": project,
-        "BASE_IMAGE": BASE_IMAGE,
-        "TORCH_INDEX_URL": TORCH_INDEX_URL,
+        "BASE_IMAGE": DOCKER_BASE_IMAGE,
+        "TORCH_INDEX_URL": DOCKER_TORCH_INDEX_URL,
         "WORKSHOP_IMAGE_TAG": "test",
         "WORKSHOP_BACKEND_PORT": str(free_port()),
         "WORKSHOP_FRONTEND_PORT": str(free_port()),

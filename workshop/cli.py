@@ -161,6 +161,70 @@ def _healthcheck(args: argparse.Namespace) -> int:
         return 1
 
 
+def _gcp_config(args: argparse.Namespace):
+    from workshop.deploy.gcp import DeployConfig, default_project
+
+    project = args.project or default_project()
+    if not project:
+        raise SystemExit("No project: pass --project PROJECT_ID (or run `gcloud config set project PROJECT_ID`).")
+    return DeployConfig(
+        project=project, region=args.region, zone=args.zone, repository=args.repository, tag=args.tag,
+        local_image=args.image, vm_name=args.vm_name, machine_type=args.machine_type,
+        source_range=getattr(args, "source_range", None), api_key=getattr(args, "api_key", None),
+    )
+
+
+def _gcp_deploy(args: argparse.Namespace) -> int:
+    from workshop.deploy.runner import StepFailed, deploy
+
+    try:
+        deploy(_gcp_config(args), execute_steps=args.execute, timeout=args.timeout)
+    except (StepFailed, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _gcp_teardown(args: argparse.Namespace) -> int:
+    from workshop.deploy.runner import StepFailed, teardown
+
+    try:
+        teardown(
+            _gcp_config(args), execute_steps=args.execute, delete_image=args.delete_image,
+            delete_repository=args.delete_repository,
+        )
+    except (StepFailed, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
+    gcp = commands.add_parser("gcp", help="deploy the back-end to a Google Compute Engine VM (dry run by default)")
+    actions = gcp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", help="Google Cloud project id (default: gcloud's configured project)")
+    common.add_argument("--region", default="europe-west1", help="default: %(default)s")
+    common.add_argument("--zone", help="default: <region>-b")
+    common.add_argument("--repository", default="workshop", help="Artifact Registry repository (default: %(default)s)")
+    common.add_argument("--image", default="deploy-ml-workshop/backend:latest", help="local image to push")
+    common.add_argument("--tag", default="latest", help="tag in the registry (default: %(default)s)")
+    common.add_argument("--vm-name", default="workshop-backend", help="default: %(default)s")
+    common.add_argument("--machine-type", default="e2-medium", help="default: %(default)s")
+    common.add_argument("--execute", action="store_true", help="run the commands instead of printing them")
+
+    deploy = actions.add_parser("deploy", parents=[common], help="push the image, create the VM and the firewall rule")
+    deploy.add_argument("--api-key", help="API key the VM's back-end will require (default: a new random one)")
+    deploy.add_argument("--source-range", help="who may reach port 8000 (default: your public IP, else everyone)")
+    deploy.add_argument("--timeout", type=float, default=600, help="seconds to wait for /health (default: %(default)s)")
+    deploy.set_defaults(handler=_gcp_deploy)
+
+    teardown = actions.add_parser("teardown", parents=[common], help="delete the VM and the firewall rule")
+    teardown.add_argument("--delete-image", action="store_true", help="also delete the pushed image")
+    teardown.add_argument("--delete-repository", action="store_true", help="also delete the repository")
+    teardown.set_defaults(handler=_gcp_teardown)
+
+
 def _samples(args: argparse.Namespace) -> int:
     from workshop.samples import write_samples
 
@@ -218,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")
     health.add_argument("--timeout", type=float, default=4.0)
     health.set_defaults(handler=_healthcheck)
+
+    _add_gcp_commands(commands)
 
     samples = commands.add_parser("samples", help="write sample images (shapes and photos) to a folder")
     samples.add_argument("directory")

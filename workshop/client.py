@@ -21,6 +21,7 @@ from PIL import Image
 
 from workshop.imaging import encode_image, to_base64
 from workshop.schemas import (
+    API_KEY_HEADER,
     BatchPredictResponse,
     HealthResponse,
     ModelInfo,
@@ -31,9 +32,6 @@ from workshop.schemas import (
 
 #: What the client accepts as an image: file bytes, a path, or a Pillow image.
 ImageInput = bytes | str | Path | Image.Image
-
-#: The header that carries the API key, when the server requires one.
-API_KEY_HEADER = "X-API-Key"
 
 
 class BackendError(Exception):

@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: The header that carries the API key, when the server requires one.
+API_KEY_HEADER = "X-API-Key"
+
 
 class Detection(BaseModel):
     """One detected object; coordinates are pixels of the image as it was sent."""

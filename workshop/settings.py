@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The bundled model's name; it ships inside the package and needs no network.
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_pixels: int = Field(40_000_000, gt=0, description="Largest image, in pixels, checked before decoding.")
     max_batch_images: int = Field(16, ge=1)
 
+    # Access: when set, every route but /health and /ready needs this key in the X-API-Key header.
+    api_key: SecretStr | None = Field(None, description="API key required by the back-end (and sent by the front-end).")
+
     # Web.
     cors_origins: CommaSeparated = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -74,6 +77,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

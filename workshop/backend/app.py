@@ -11,10 +11,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from workshop import __version__
+from workshop.backend.dependencies import require_api_key
 from workshop.backend.errors import install_error_handlers
 from workshop.backend.limits import BodySizeLimitMiddleware
 from workshop.backend.routers import info, predict
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
         )
     install_error_handlers(app)
-    app.include_router(info.router)
-    app.include_router(predict.router)
+    app.include_router(info.open_router)
+    # Everything but liveness and readiness needs the API key, when one is configured.
+    app.include_router(info.router, dependencies=[Depends(require_api_key)])
+    app.include_router(predict.router, dependencies=[Depends(require_api_key)])
     return app

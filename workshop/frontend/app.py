@@ -84,7 +84,8 @@ def sidebar(settings: Settings) -> tuple[WorkshopClient, bool]:
     with st.sidebar:
         st.header("Back-end")
         url = st.text_input("Back-end URL", value=settings.backend_url, key="backend_url").strip()
-        api_key = st.text_input("API key (if the server needs one)", type="password", key="api_key")
+        default_key = settings.api_key.get_secret_value() if settings.api_key else ""
+        api_key = st.text_input("API key (if the server needs one)", value=default_key, type="password", key="api_key")
         test_mode = st.toggle("Test mode (no back-end)", key="test_mode", help="Made-up answers, for trying the UI alone.")
         client = make_client(url, api_key, settings.request_timeout)
         if st.button("Is alive?", key="is_alive"):

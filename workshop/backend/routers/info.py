@@ -10,6 +10,8 @@ from workshop import __version__
 from workshop.backend.dependencies import RegistryDep, WarmUpDep
 from workshop.schemas import HealthResponse, ModelInfo, ReadinessResponse, VersionResponse
 
+#: Always open, even with an API key: orchestrators and load balancers probe these.
+open_router = APIRouter(tags=["health"])
 router = APIRouter(tags=["info"])
 
 
@@ -19,13 +21,13 @@ def title(request: Request) -> str:
     return request.app.title
 
 
-@router.get("/health", summary="Liveness")
+@open_router.get("/health", summary="Liveness")
 def health() -> HealthResponse:
     """Always 200 while the process answers; it does not wait for any model."""
     return HealthResponse(version=__version__)
 
 
-@router.get(
+@open_router.get(
     "/ready",
     summary="Readiness",
     responses={503: {"model": ReadinessResponse, "description": "The default model is not loaded yet (or failed)."}},
