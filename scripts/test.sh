@@ -8,6 +8,8 @@ scripts/install-browser.sh
 # A Docker engine and a local base image for the container tests, where one can be started.
 if base_image=$(scripts/docker-offline.sh); then
     export WORKSHOP_DOCKER_BASE_IMAGE="$base_image"
+    # Images built here take PyTorch from the package index this machine reaches (empty: PyPI).
+    export WORKSHOP_TORCH_INDEX_URL="${WORKSHOP_TORCH_INDEX_URL-}"
 else
     echo "==> No Docker engine could be started here: the container tests will be skipped" >&2
 fi

@@ -11,60 +11,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
 
 from workshop.client import WorkshopClient
+from workshop.containers import ComposeStack, run
 from workshop.samples import shapes_sample
 from workshop.services import free_port, wait_for_http
 
-from conftest import DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, REPO_ROOT as ROOT
+from conftest import DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def run(command: list[str], env: dict | None = None, timeout: float = 1800, check: bool = True) -> str:
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
-def compose_command() -> list[str]:
-    """Compose v2 (``docker compose``) when installed, else Debian's v1 ``docker-compose``."""
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    pytest.fail("Neither 'docker compose' nor 'docker-compose' is installed")
-
-
-@dataclass
-class Stack:
-    project: str
-    compose: list[str]
-    env: dict
-    backend_url: str
-    frontend_url: str
-    build_seconds: float
-    up_to_first_predict: float
-    timings: dict = field(default_factory=dict)
-
-    def container(self, service: str) -> str:
-        return run([*self.compose, "ps", "-q", service], env=self.env).strip()
-
-    def inspect(self, service: str) -> dict:
-        return json.loads(run(["docker", "inspect", self.container(service)]))[0]
-
-    def down(self) -> None:
-        run([*self.compose, "down", "--volumes", "--remove-orphans", "--timeout", "20"], env=self.env, timeout=300)
 
 
 def first_successful_predict(url: str, timeout: float) -> None:
@@ -82,40 +44,23 @@ def first_successful_predict(url: str, timeout: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(docker_engine: None) -> Iterator[Stack]:
-    project = f"workshoptest{os.getpid()}"
-    env = {
-        **os.environ,
-        "COMPOSE_PROJECT_NAME": project,
-        "BASE_IMAGE": DOCKER_BASE_IMAGE,
-        "TORCH_INDEX_URL": DOCKER_TORCH_INDEX_URL,
-        "WORKSHOP_IMAGE_TAG": "test",
-        "WORKSHOP_BACKEND_PORT": str(free_port()),
-        "WORKSHOP_FRONTEND_PORT": str(free_port()),
-    }
-    compose = [*compose_command(), "-p", project]
-    started = time.perf_counter()
-    run([*compose, "build"], env=env, timeout=3600)
-    build_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    run([*compose, "up", "-d"], env=env, timeout=600)
-    backend_url = f"http://127.0.0.1:{env['WORKSHOP_BACKEND_PORT']}"
-    stack = Stack(
-        project=project, compose=compose, env=env, backend_url=backend_url,
-        frontend_url=f"http://127.0.0.1:{env['WORKSHOP_FRONTEND_PORT']}",
-        build_seconds=build_seconds, up_to_first_predict=0.0,
+def stack(docker_engine: None) -> Iterator[ComposeStack]:
+    stack = ComposeStack(
+        project=f"workshoptest{os.getpid()}", backend_port=free_port(), frontend_port=free_port(), image_tag="test",
+        base_image=DOCKER_BASE_IMAGE, torch_index_url=DOCKER_TORCH_INDEX_URL,
     )
+    build_seconds = stack.build()
+    started = time.perf_counter()
     try:
-        first_successful_predict(backend_url, timeout=300)
-        stack.up_to_first_predict = time.perf_counter() - started
-        print(f"\ncompose build: {build_seconds:.1f} s; up -> first 200 on /predict: {stack.up_to_first_predict:.1f} s")
+        stack.up()
+        first_successful_predict(stack.backend_url, timeout=300)
+        print(f"\ncompose build: {build_seconds:.1f} s; up -> first 200 on /predict: {time.perf_counter() - started:.1f} s")
         yield stack
     finally:
         stack.down()
 
 
-def test_images_are_non_root_labelled_and_healthchecked(stack: Stack) -> None:
+def test_images_are_non_root_labelled_and_healthchecked(stack: ComposeStack) -> None:
     for service, port in (("backend", "8000"), ("frontend", "8501")):
         image = json.loads(run(["docker", "image", "inspect", f"deploy-ml-workshop/{service}:test"]))[0]
         config = image["Config"]
@@ -130,12 +75,8 @@ def test_images_are_non_root_labelled_and_healthchecked(stack: Stack) -> None:
     assert "torch" not in frontend_packages.split()  # the UI image carries no PyTorch
 
 
-def test_stack_is_healthy_and_predicts_on_the_published_port(stack: Stack) -> None:
-    for service in ("backend", "frontend"):
-        deadline = time.monotonic() + 120
-        while stack.inspect(service)["State"]["Health"]["Status"] != "healthy":
-            assert time.monotonic() < deadline, f"{service} never became healthy"
-            time.sleep(1)
+def test_stack_is_healthy_and_predicts_on_the_published_port(stack: ComposeStack) -> None:
+    stack.wait_healthy(timeout=120)
     sample = shapes_sample(seed=3)
     result = WorkshopClient(stack.backend_url).predict(sample.image)
     assert result.model == "shapes"
@@ -143,7 +84,7 @@ def test_stack_is_healthy_and_predicts_on_the_published_port(stack: Stack) -> No
     assert requests.get(f"{stack.backend_url}/docs", timeout=10).status_code == 200
 
 
-def test_ui_reaches_the_backend_by_its_service_name(stack: Stack, page, tmp_path: Path) -> None:
+def test_ui_reaches_the_backend_by_its_service_name(stack: ComposeStack, page, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     sample = shapes_sample(seed=3)
@@ -164,7 +105,7 @@ def test_ui_reaches_the_backend_by_its_service_name(stack: Stack, page, tmp_path
     page.screenshot(path=str(tmp_path / "compose-ui.png"), full_page=True)
 
 
-def test_restart_policy_brings_a_crashed_backend_back(stack: Stack) -> None:
+def test_restart_policy_brings_a_crashed_backend_back(stack: ComposeStack) -> None:
     before = stack.inspect("backend")
     assert before["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     # A crash, not a `docker stop`: kill the server process itself, from the host.
@@ -179,7 +120,7 @@ def test_restart_policy_brings_a_crashed_backend_back(stack: Stack) -> None:
     first_successful_predict(stack.backend_url, timeout=180)
 
 
-def test_backend_alone_with_docker_run_and_frontend_with_host_network(stack: Stack) -> None:
+def test_backend_alone_with_docker_run_and_frontend_with_host_network(stack: ComposeStack) -> None:
     backend_port, frontend_port = free_port(), free_port()
     backend = run(["docker", "run", "-d", "-p", f"{backend_port}:8000", "deploy-ml-workshop/backend:test"]).strip()
     frontend = run([
@@ -203,9 +144,7 @@ def test_backend_alone_with_docker_run_and_frontend_with_host_network(stack: Sta
         subprocess.run(["docker", "rm", "-f", backend, frontend], capture_output=True)
 
 
-def test_down_leaves_no_containers_networks_or_volumes(stack: Stack) -> None:
+def test_down_leaves_no_containers_networks_or_volumes(stack: ComposeStack) -> None:
+    assert stack.leftovers()["containers"]  # up to now, the stack is there
     stack.down()
-    label = f"label=com.docker.compose.project={stack.project}"
-    assert run(["docker", "ps", "-aq", "--filter", label]).strip() == ""
-    assert run(["docker", "network", "ls", "-q", "--filter", label]).strip() == ""
-    assert run(["docker", "volume", "ls", "-q", "--filter", label]).strip() == ""
+    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}

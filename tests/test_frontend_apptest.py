@@ -117,3 +117,11 @@ def test_logic_helpers() -> None:
     fake = fake_prediction(shapes_sample(seed=0).image)
     assert len(filter_detections(fake.detections, 0.5)) == 1
     assert detection_summary(fake.detections) == "Found 2 objects: 2 test-object."
+
+
+def test_slow_backend_times_out_with_a_message(live_server: BackgroundService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The app reads its settings at every run: a one-millisecond budget makes every call time out.
+    monkeypatch.setenv("WORKSHOP_REQUEST_TIMEOUT", "0.001")
+    app = new_app(live_server.url)
+    assert not app.exception
+    assert any("did not answer within" in e for e in errors(app))

@@ -53,7 +53,8 @@ def test_upload_predict_and_see_the_shapes(frontend: BackgroundService, page, tm
     for shape in sample.shapes:
         assert shape.class_name in cells, f"{shape.class_name} missing from the table: {cells}"
 
-    annotated = page.get_by_role("img", name=re.compile(r"shapes\.png: \d+ detections"))
+    expect(page.get_by_text(re.compile(r"^shapes\.png: \d+ detections$"))).to_be_visible()  # the caption
+    annotated = page.locator("img[src*='/media/']").first  # Streamlit serves st.image from /media/
     expect(annotated).to_be_visible()
     assert annotated.evaluate("img => img.complete && img.naturalWidth") == sample.image.width
 

@@ -150,3 +150,17 @@ def test_warm_up_loads_the_default(settings: Settings) -> None:
     registry.warm_up()
     assert registry.is_loaded("shapes")
     assert next(m for m in registry.info() if m.name == "shapes").loaded
+
+
+def test_custom_models_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    weights = tmp_path / "mine.pt"
+    weights.write_bytes(bundled_weights_path().read_bytes())
+    monkeypatch.setenv("WORKSHOP_CUSTOM_MODELS", f"mine={weights}, ghost=/nowhere/ghost.pt")
+    registry = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))
+    assert registry.names()[-2:] == ["mine", "ghost"]
+    assert registry.get("mine").class_names == ["circle", "square", "triangle"]
+    info = {m.name: m for m in registry.info()}
+    assert info["ghost"].available is False and "missing" in info["ghost"].reason
+    monkeypatch.setenv("WORKSHOP_CUSTOM_MODELS", "no-path-here")
+    with pytest.raises(ValueError, match="name=path"):
+        Settings(_env_file=None)

@@ -7,7 +7,6 @@ modules it calls, so a notebook can do the same thing in one import.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path

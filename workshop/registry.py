@@ -158,6 +158,8 @@ class ModelRegistry:
         )
         for name in settings.public_models:
             self._add(self._public_spec(name))
+        for name, weights in settings.custom_models.items():
+            self._add(ModelSpec(name=name, source="file", weights=Path(weights), description=f"Weights from {weights}."))
 
     # ----------------------------------------------------------------- names
     def _public_spec(self, name: str) -> ModelSpec:

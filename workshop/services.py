@@ -31,6 +31,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def preferred_port(port: int, host: str = "127.0.0.1") -> int:
+    """``port`` when it is free (8000 and 8501 are forwarded in the codespace), else any free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+            return port
+        except OSError:
+            return free_port(host)
+
+
 def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> float:
     """Poll ``url`` until it answers 200; return the seconds it took. Raise on timeout or process exit."""
     started = time.monotonic()

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     allowed_models: CommaSeparated = Field(
         default_factory=list, description="When not empty, only these models may be served."
     )
+    custom_models: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=dict,
+        description="Your own weights files to serve, as name=path pairs: 'mine=/data/best.pt,other=/data/o.pt'.",
+    )
     warmup: bool = Field(True, description="Load and warm up the default model when the server starts.")
 
     # Inference defaults (each can be overridden per request).
@@ -77,6 +81,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("custom_models", mode="before")
+    @classmethod
+    def _parse_name_path_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, separator, path = item.partition("=")
+            if not separator or not name.strip() or not path.strip():
+                raise ValueError(f"expected name=path, got {item!r}")
+            pairs[name.strip()] = path.strip()
+        return pairs
 
     @field_validator("api_key", mode="before")
     @classmethod

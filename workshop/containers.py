@@ -1,0 +1,149 @@
+"""Drive Docker Compose from Python: build, up, wait for health, inspect, down.
+
+Notebook 04 and the container tests use this module, so what the student runs
+is exactly what CI checks. It works with Compose v2 (``docker compose``) and
+with Debian's v1 (``docker-compose``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The repository root, where docker-compose.yml lives.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (not only the client is installed)."""
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` (v2) when installed, else ``docker-compose`` (v1); raise if neither is."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise RuntimeError("Docker Compose is not installed (neither 'docker compose' nor 'docker-compose').")
+
+
+class CommandFailed(RuntimeError):
+    """A docker or compose command exited with an error; the message holds the end of its output."""
+
+
+def run(command: list[str], env: dict[str, str] | None = None, timeout: float = 1800, cwd: Path = REPO_ROOT) -> str:
+    """Run a command, return its standard output, raise :class:`CommandFailed` on error."""
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise CommandFailed(
+            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+@dataclass
+class ComposeStack:
+    """The project's docker-compose.yml under one project name, with its ports and build arguments.
+
+    ``base_image`` and ``torch_index_url`` default to the environment variables
+    ``WORKSHOP_DOCKER_BASE_IMAGE`` and ``WORKSHOP_TORCH_INDEX_URL`` (set by
+    ``scripts/test.sh`` on an offline machine), else to the Dockerfiles' defaults.
+    """
+
+    project: str = "deploy-ml-workshop"
+    backend_port: int = 8000
+    frontend_port: int = 8501
+    image_tag: str = "latest"
+    base_image: str | None = None
+    torch_index_url: str | None = None
+    compose: list[str] = field(default_factory=compose_command)
+
+    def __post_init__(self) -> None:
+        self.base_image = self.base_image or os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE")
+        if self.torch_index_url is None:
+            self.torch_index_url = os.environ.get("WORKSHOP_TORCH_INDEX_URL")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for compose: the variables docker-compose.yml reads."""
+        env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": self.project,
+            "WORKSHOP_IMAGE_TAG": self.image_tag,
+            "WORKSHOP_BACKEND_PORT": str(self.backend_port),
+            "WORKSHOP_FRONTEND_PORT": str(self.frontend_port),
+        }
+        if self.base_image:
+            env["BASE_IMAGE"] = self.base_image
+        if self.torch_index_url is not None:
+            env["TORCH_INDEX_URL"] = self.torch_index_url
+        return env
+
+    @property
+    def backend_url(self) -> str:
+        return f"http://127.0.0.1:{self.backend_port}"
+
+    @property
+    def frontend_url(self) -> str:
+        return f"http://127.0.0.1:{self.frontend_port}"
+
+    def _compose(self, *args: str, timeout: float = 1800) -> str:
+        return run([*self.compose, "-p", self.project, *args], env=self.env, timeout=timeout)
+
+    def build(self) -> float:
+        """Build both images; return the seconds it took."""
+        started = time.perf_counter()
+        self._compose("build", timeout=3600)
+        return time.perf_counter() - started
+
+    def up(self) -> None:
+        """Start the stack in the background (Compose waits for the back-end to be healthy first)."""
+        self._compose("up", "-d", timeout=600)
+
+    def down(self) -> None:
+        """Stop and remove the containers, the network and the volumes."""
+        self._compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300)
+
+    def container(self, service: str) -> str:
+        """The container id of a service."""
+        return self._compose("ps", "-q", service).strip()
+
+    def inspect(self, service: str) -> dict:
+        """``docker inspect`` of a service's container."""
+        return json.loads(run(["docker", "inspect", self.container(service)]))[0]
+
+    def exec(self, service: str, *command: str) -> str:
+        """Run a command inside a service's running container; return its output."""
+        return run(["docker", "exec", self.container(service), *command])
+
+    def health(self, service: str) -> str:
+        """``starting``, ``healthy`` or ``unhealthy``."""
+        return self.inspect(service)["State"]["Health"]["Status"]
+
+    def wait_healthy(self, services: tuple[str, ...] = ("backend", "frontend"), timeout: float = 300) -> float:
+        """Wait until every service's health check passes; return the seconds it took."""
+        started = time.monotonic()
+        for service in services:
+            while self.health(service) != "healthy":
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"{service} was not healthy after {timeout:g} s")
+                time.sleep(1)
+        return time.monotonic() - started
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """Containers, networks and volumes still labelled with this project (empty after ``down``)."""
+        label = f"label=com.docker.compose.project={self.project}"
+        return {
+            kind: run(["docker", *command, "--filter", label]).split()
+            for kind, command in {
+                "containers": ["ps", "-aq"], "networks": ["network", "ls", "-q"], "volumes": ["volume", "ls", "-q"],
+            }.items()
+        }

@@ -1,0 +1,70 @@
+"""Small helpers for the notebooks: which model to use, links that work in a codespace, timing.
+
+Each notebook imports what it needs from here and from the rest of the
+package; the cells themselves hold no logic worth testing on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+from PIL import Image
+
+from workshop.links import public_url
+from workshop.registry import ModelRegistry
+from workshop.samples import photo, shapes_sample
+from workshop.settings import BUNDLED_MODEL, Settings
+from workshop.yolo_env import network_available
+
+
+def fast_mode() -> bool:
+    """True when ``WORKSHOP_NOTEBOOK_FAST=1``: CI runs the notebooks with tiny workloads."""
+    return os.environ.get("WORKSHOP_NOTEBOOK_FAST", "").lower() in {"1", "true", "yes"}
+
+
+def choose_model(registry: ModelRegistry | None = None) -> str:
+    """The model the notebooks use, said out loud: the public default online, the bundled one offline."""
+    registry = registry or ModelRegistry(Settings())
+    name = registry.default_name
+    if name == BUNDLED_MODEL:
+        reason = "online, but the public weights are not cached" if network_available() else "offline"
+        print(f"Using the bundled model '{name}' ({reason}): it finds circles, squares and triangles.")
+    else:
+        print(f"Using the public model '{name}': 80 COCO classes (people, cats, cups...).")
+    return name
+
+
+def sample_image(model: str, seed: int = 0) -> Image.Image:
+    """A picture the model knows: generated shapes for the bundled model, a cat photo for the others."""
+    return shapes_sample(seed=seed).image if model == BUNDLED_MODEL else photo("cat")
+
+
+def link(port: int, path: str = "", label: str = "Open") -> str:
+    """Print (and return) a link to a local port, as the student's browser reaches it (codespace or laptop)."""
+    url = public_url(port, path)
+    print(f"{label}: {url}")
+    return url
+
+
+def time_calls(function: Callable[[], object], runs: int) -> list[float]:
+    """Seconds taken by each of ``runs`` calls of ``function``."""
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def describe_timings(seconds: list[float]) -> str:
+    """``first call 812 ms, then median 41 ms (min 39, max 47) over 9 calls``."""
+    first, rest = seconds[0], seconds[1:]
+    if not rest:
+        return f"one call: {first * 1000:.0f} ms"
+    return (
+        f"first call {first * 1000:.0f} ms, then median {statistics.median(rest) * 1000:.0f} ms "
+        f"(min {min(rest) * 1000:.0f}, max {max(rest) * 1000:.0f}) over {len(rest)} calls"
+    )
