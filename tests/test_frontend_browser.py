@@ -64,3 +64,13 @@ def test_upload_predict_and_see_the_shapes(frontend: BackgroundService, page, tm
     if os.environ.get("WORKSHOP_UPDATE_SCREENSHOTS"):
         SCREENSHOT_ASSET.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, SCREENSHOT_ASSET)
+
+
+def test_stopping_the_frontend_leaves_no_streamlit_behind(live_server: BackgroundService, tmp_path: Path) -> None:
+    import subprocess
+
+    service = start_frontend(live_server.url, log_dir=tmp_path)
+    port = service.url.rsplit(":", 1)[1]
+    service.stop()
+    leftovers = subprocess.run(["pgrep", "-f", f"streamlit run .*--server.port {port}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "a Streamlit process outlived its service"

@@ -54,7 +54,6 @@ def ui_command(host: str, port: int) -> list[str]:
 
 def _ui(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from workshop.settings import get_settings
 
@@ -63,10 +62,10 @@ def _ui(args: argparse.Namespace) -> int:
     if args.backend_url:
         env["WORKSHOP_BACKEND_URL"] = args.backend_url
     command = ui_command(args.host or settings.ui_host, args.port or settings.ui_port)
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+    # Replace this process with Streamlit: signals (Ctrl-C, docker stop) then reach it directly,
+    # and no wrapper is left behind when it stops.
+    os.execve(command[0], command, env)
+    return 0  # not reached
 
 
 def _predict(args: argparse.Namespace) -> int:

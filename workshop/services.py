@@ -76,18 +76,28 @@ class BackgroundService:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the process to stop (SIGTERM, a graceful shutdown), then kill it if it lingers."""
+        """Ask the process to stop (SIGTERM, a graceful shutdown), then kill it if it lingers.
+
+        The signal goes to the whole process group (the service runs in its own session),
+        so children it started stop too.
+        """
         if self.running:
-            self.process.send_signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._signal_group(signal.SIGKILL)
                 self.process.wait()
         if self._log_file is not None:
             self._log_file.close()
         if self in _RUNNING:
             _RUNNING.remove(self)
+
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass  # already gone
 
     def __enter__(self) -> BackgroundService:
         return self
@@ -134,10 +144,16 @@ def start_backend(
     log_dir: Path | None = None,
     timeout: float = 120.0,
 ) -> BackgroundService:
-    """Start ``workshop serve`` on a free port (or ``port``) and wait for ``/health``."""
+    """Start ``workshop serve`` on a free port (or ``port``) and wait until it is ready.
+
+    Ready, not just alive: ``/ready`` answers once the default model is warmed up, so
+    the first request is as fast as the next ones.
+    """
     port = port or free_port(host)
     command = [sys.executable, "-m", "workshop", "serve", "--host", host, "--port", str(port)]
-    return start_process("backend", command, f"http://{host}:{port}", env=env, log_dir=log_dir, timeout=timeout)
+    return start_process(
+        "backend", command, f"http://{host}:{port}", health_path="/ready", env=env, log_dir=log_dir, timeout=timeout
+    )
 
 
 def start_frontend(
