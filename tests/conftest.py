@@ -109,6 +109,12 @@ def docker_engine() -> None:
 
 
 @pytest.fixture(scope="session")
+def docker_build_args() -> dict[str, str]:
+    """Base image and PyTorch index for images built by the tests (offline-friendly defaults)."""
+    return {"base_image": DOCKER_BASE_IMAGE, "torch_index_url": DOCKER_TORCH_INDEX_URL}
+
+
+@pytest.fixture(scope="session")
 def backend_image(docker_engine: None) -> str:
     """The back-end image, built on the local base image (cached layers make a rebuild quick)."""
     import subprocess

@@ -24,8 +24,6 @@ from workshop.containers import ComposeStack, run
 from workshop.samples import shapes_sample
 from workshop.services import free_port, wait_for_http
 
-from conftest import DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL
-
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
@@ -44,10 +42,10 @@ def first_successful_predict(url: str, timeout: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(docker_engine: None) -> Iterator[ComposeStack]:
+def stack(docker_engine: None, docker_build_args: dict[str, str]) -> Iterator[ComposeStack]:
     stack = ComposeStack(
         project=f"workshoptest{os.getpid()}", backend_port=free_port(), frontend_port=free_port(), image_tag="test",
-        base_image=DOCKER_BASE_IMAGE, torch_index_url=DOCKER_TORCH_INDEX_URL,
+        **docker_build_args,
     )
     build_seconds = stack.build()
     started = time.perf_counter()
