@@ -119,9 +119,14 @@ def test_logic_helpers() -> None:
     assert detection_summary(fake.detections) == "Found 2 objects: 2 test-object."
 
 
-def test_slow_backend_times_out_with_a_message(live_server: BackgroundService, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The app reads its settings at every run: a one-millisecond budget makes every call time out.
-    monkeypatch.setenv("WORKSHOP_REQUEST_TIMEOUT", "0.001")
-    app = new_app(live_server.url)
-    assert not app.exception
-    assert any("did not answer within" in e for e in errors(app))
+def test_slow_backend_times_out_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    # A back-end that accepts connections and never answers: the slowest possible server.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setenv("WORKSHOP_REQUEST_TIMEOUT", "0.5")  # the app reads its settings at every run
+        app = new_app(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        assert not app.exception
+        assert any("did not answer within 0.5 s" in e for e in errors(app))
