@@ -12,3 +12,15 @@ os.environ["WORKSHOP_OFFLINE"] = "1"
 os.environ.setdefault("WORKSHOP_NOTEBOOK_FAST", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(_scratch, "ultralytics"))
 os.environ["WORKSHOP_WEIGHTS_DIR"] = os.path.join(_scratch, "weights")
+
+
+def pytest_collection_modifyitems(items):
+    """Notebook cells start servers, train models, build images: mark them so `-m "not slow"` skips them."""
+    import pytest
+
+    for item in items:
+        path = str(item.fspath)
+        if path.endswith(".ipynb"):
+            item.add_marker(pytest.mark.slow)
+            if "docker" in path:
+                item.add_marker(pytest.mark.docker)

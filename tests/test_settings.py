@@ -41,3 +41,9 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, variable: s
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"WORKSHOP_{name.upper()}" not in readme]
+    assert missing == [], f"settings missing from the README's configuration table: {missing}"
