@@ -104,3 +104,21 @@ def test_serve_rejects_a_bad_setting_with_a_clear_message(tmp_path) -> None:
     )
     assert result.returncode != 0
     assert "confidence" in result.stderr
+
+
+def test_client_pointed_at_another_kind_of_server_says_so(tmp_path) -> None:
+    import subprocess
+
+    port = free_port()
+    (tmp_path / "index.html").write_text("<html>not an API</html>")
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from workshop.services import wait_for_http
+
+        wait_for_http(f"http://127.0.0.1:{port}/", timeout=30)
+        with pytest.raises(BackendError, match="not with JSON: is http://127.0.0.1:.* the workshop back-end"):
+            WorkshopClient(f"http://127.0.0.1:{port}").title()
+    finally:
+        server.terminate()
+        server.wait()

@@ -96,7 +96,13 @@ class WorkshopClient:
             except ValueError:
                 detail = response.text or response.reason
             raise BackendError(f"{response.status_code}: {detail}", status_code=response.status_code)
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise BackendError(
+                f"{url} answered, but not with JSON: is {self.base_url} the workshop back-end?",
+                status_code=response.status_code,
+            ) from None
 
     # ---------------------------------------------------------------- info
     def title(self) -> str:
