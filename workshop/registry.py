@@ -62,6 +62,12 @@ class ModelUnavailableError(ModelError):
     status_code = 503
 
 
+class InferenceError(ModelError):
+    """The model raised an exception on an input; the server logged the traceback."""
+
+    status_code = 503
+
+
 def bundled_weights_path() -> Path:
     """Path of the bundled ``shapes`` weights inside the installed package."""
     return Path(str(resources.files("workshop") / "assets" / "shapes.pt"))
@@ -110,8 +116,15 @@ class LoadedModel:
         options: dict[str, Any] = {"conf": params.confidence, "iou": params.iou, "max_det": params.max_detections}
         if params.image_size is not None:
             options["imgsz"] = params.image_size
-        with self.lock:
-            result = self.yolo.predict(bgr_image, verbose=False, **options)[0]
+        try:
+            with self.lock:
+                result = self.yolo.predict(bgr_image, verbose=False, **options)[0]
+        except Exception as error:  # noqa: BLE001 - whatever breaks inside the model, the client gets a 503
+            logger.exception("Inference failed in model %s on a %s image", self.spec.name, bgr_image.shape)
+            raise InferenceError(
+                f"The model '{self.spec.name}' failed on this image ({type(error).__name__}); the server log has "
+                "the details."
+            ) from error
         return detections_from_result(result)
 
 

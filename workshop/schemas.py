@@ -119,6 +119,7 @@ class VersionResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error answer: a human-readable ``detail``."""
+    """Every error answer: a human-readable ``detail``, and the request's id to find it in the server log."""
 
     detail: str
+    request_id: str | None = None

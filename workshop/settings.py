@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest request body, in bytes.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest image, in pixels, checked before decoding.")
     max_batch_images: int = Field(16, ge=1)
+    max_pending_predictions: int = Field(
+        32, ge=1, description="Predictions allowed to wait for the model at once; the next ones get 503."
+    )
 
     # Access: when set, every route but /health and /ready needs this key in the X-API-Key header.
     api_key: SecretStr | None = Field(None, description="API key required by the back-end (and sent by the front-end).")

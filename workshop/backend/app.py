@@ -7,7 +7,6 @@ the settings read from the environment.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +17,9 @@ from workshop import __version__
 from workshop.backend.dependencies import require_api_key
 from workshop.backend.errors import install_error_handlers
 from workshop.backend.limits import BodySizeLimitMiddleware
-from workshop.backend.routers import info, predict
+from workshop.backend.gate import InferenceGate
+from workshop.backend.observability import RequestContextMiddleware, configure_logging
+from workshop.backend.routers import info, metrics, predict
 from workshop.backend.warmup import WarmUp
 from workshop.registry import ModelRegistry
 from workshop.settings import Settings, get_settings
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     """A ready-to-serve application. Without arguments, settings come from the environment."""
     settings = settings or get_settings()
     registry = registry or ModelRegistry(settings)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,15 +54,19 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = registry
+    app.state.gate = InferenceGate(settings.max_pending_predictions)
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
         )
+    # Added last, so outermost: every answer, even a 413 from the size limit, gets a request id.
+    app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(info.open_router)
     # Everything but liveness and readiness needs the API key, when one is configured.
     app.include_router(info.router, dependencies=[Depends(require_api_key)])
     app.include_router(predict.router, dependencies=[Depends(require_api_key)])
+    app.include_router(metrics.router, dependencies=[Depends(require_api_key)])
     return app

@@ -7,6 +7,7 @@ a test builds an app with its own settings and gets its own registry.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
@@ -24,6 +25,12 @@ def get_settings(request: Request) -> Settings:
 
 def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
+
+
+def inference_slot(request: Request) -> Iterator[None]:
+    """A place in the bounded inference queue for this request (503 + Retry-After when it is full)."""
+    with request.app.state.gate.slot():
+        yield
 
 
 def get_warmup(request: Request) -> WarmUp:

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from workshop.backend.gate import ServerBusyError
+from workshop.backend.observability import request_id
 from workshop.imaging import ImageError
 from workshop.registry import ModelError
 from workshop.schemas import ErrorResponse
@@ -27,8 +29,10 @@ ERROR_RESPONSES: dict[int | str, dict] = {
 }
 
 
-def _error(status_code: int, detail: str, **extra: object) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": detail, **extra})
+def _error(status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:
+    # The request id lets a student's screenshot of an error be matched with the server log.
+    content = {"detail": detail, "request_id": request_id.get() or None, **extra}
+    return JSONResponse(status_code=status_code, content=content, headers=headers)
 
 
 def _location(loc: tuple) -> str:
@@ -54,6 +58,10 @@ async def _on_model_error(request: Request, error: ModelError) -> JSONResponse:
     return _error(error.status_code, str(error))
 
 
+async def _on_server_busy(request: Request, error: ServerBusyError) -> JSONResponse:
+    return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
+
+
 async def _on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
     logger.exception("Unexpected error on %s %s", request.method, request.url.path)
     return _error(500, "Internal server error. The server log has the details.")
@@ -64,4 +72,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ImageError, _on_image_error)
     app.add_exception_handler(ModelError, _on_model_error)
+    app.add_exception_handler(ServerBusyError, _on_server_busy)
     app.add_exception_handler(Exception, _on_unexpected_error)

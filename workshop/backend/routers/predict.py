@@ -10,17 +10,25 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import ConfigDict, Field
 
-from workshop.backend.dependencies import RegistryDep
+from workshop.backend.dependencies import RegistryDep, inference_slot
+from workshop.backend.observability import INFERENCE_SECONDS
 from workshop.backend.errors import ERROR_RESPONSES
 from workshop.imaging import ImageError, ImageTooLargeError, decode_base64
 from workshop.inference import predict_image_bytes, resolve_parameters
 from workshop.registry import InferenceParameters, ModelRegistry
 from workshop.schemas import BatchPredictRequest, BatchPredictResponse, PredictionParameters, PredictRequest, PredictResponse
 
-router = APIRouter(prefix="/predict", tags=["predict"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/predict", tags=["predict"], responses=ERROR_RESPONSES, dependencies=[Depends(inference_slot)]
+)
+
+
+def _observed(response: PredictResponse) -> PredictResponse:
+    INFERENCE_SECONDS.labels(response.model, "pytorch").observe(response.timing.inference)
+    return response
 
 
 class UploadForm(PredictionParameters):
@@ -49,7 +57,7 @@ def _predict_batch(
     registry: ModelRegistry, images: list[bytes], model: str | None, params: InferenceParameters
 ) -> BatchPredictResponse:
     started = time.perf_counter()
-    results = [predict_image_bytes(registry, data, model, params) for data in images]
+    results = [_observed(predict_image_bytes(registry, data, model, params)) for data in images]
     return BatchPredictResponse(
         model=results[0].model, results=results, time=round(time.perf_counter() - started, 4)
     )
@@ -59,7 +67,7 @@ def _predict_batch(
 def predict(request: PredictRequest, registry: RegistryDep) -> PredictResponse:
     """The original lab's route: ``{"model": name, "image": base64}`` in, detections out."""
     data = decode_base64(request.image, registry.settings.max_upload_bytes)
-    return predict_image_bytes(registry, data, request.model, resolve_parameters(registry, request))
+    return _observed(predict_image_bytes(registry, data, request.model, resolve_parameters(registry, request)))
 
 
 @router.post("/upload", summary="Detect objects in one uploaded image file")
@@ -70,7 +78,7 @@ def predict_upload(
 ) -> PredictResponse:
     """Multipart upload, as a browser or ``curl -F file=@cat.jpg`` sends it."""
     data = _read_upload(file, registry.settings.max_upload_bytes)
-    return predict_image_bytes(registry, data, form.model, resolve_parameters(registry, form))
+    return _observed(predict_image_bytes(registry, data, form.model, resolve_parameters(registry, form)))
 
 
 @router.post("/batch", summary="Detect objects in several base64 images")
