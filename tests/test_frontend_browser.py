@@ -74,3 +74,31 @@ def test_stopping_the_frontend_leaves_no_streamlit_behind(live_server: Backgroun
     service.stop()
     leftovers = subprocess.run(["pgrep", "-f", f"streamlit run .*--server.port {port}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "a Streamlit process outlived its service"
+
+
+def test_backend_killed_and_restarted_while_the_page_is_open(page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from workshop.services import free_port, start_backend
+
+    port = free_port()
+    backend = start_backend(port=port, log_dir=tmp_path / "first")
+    frontend = start_frontend(backend.url, log_dir=tmp_path)
+    try:
+        page.goto(frontend.url)
+        alive = page.get_by_role("button", name="Is alive?")
+        alive.click()
+        expect(page.get_by_text("deploy-ml-workshop YOLO API, version 0.1.0")).to_be_visible(timeout=60_000)
+
+        backend.process.kill()  # a crash, not a graceful stop
+        backend.process.wait()
+        alive.click()
+        expect(page.get_by_text(re.compile("Back-end unreachable")).first).to_be_visible(timeout=60_000)
+
+        backend = start_backend(port=port, log_dir=tmp_path / "second")  # the same URL comes back
+        alive.click()
+        expect(page.get_by_text("deploy-ml-workshop YOLO API, version 0.1.0")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile("Back-end unreachable"))).to_have_count(0)
+    finally:
+        frontend.stop()
+        backend.stop()
