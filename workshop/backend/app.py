@@ -41,10 +41,10 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     registry = registry or ModelRegistry(settings)
     configure_logging(settings.log_level)
 
+    warmup = WarmUp(registry)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        warmup = WarmUp(registry)
-        app.state.warmup = warmup
         if settings.warmup:
             warmup.start()
         else:
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app = FastAPI(title=TITLE, description=DESCRIPTION, version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = registry
+    app.state.warmup = warmup  # /ready answers "not ready" until the lifespan has warmed the model up
     app.state.gate = InferenceGate(settings.max_pending_predictions)
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
