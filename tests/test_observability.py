@@ -108,3 +108,19 @@ def test_an_exception_inside_the_model_is_a_503_with_the_request_id(settings: Se
         assert "Traceback" not in response.text and "CUDA" not in response.text
         assert any(record.exc_info for record in caplog.records)  # the traceback is in the server log
         assert client.get("/health").status_code == 200  # and the server carries on
+
+
+def test_time_budget_a_request_does_not_wait_for_the_model_forever(shared_registry: ModelRegistry, shapes_png: bytes) -> None:
+    settings = Settings(weights_dir=shared_registry.settings.weights_dir, inference_wait_seconds=0.3, warmup=False)
+    registry = ModelRegistry(settings)
+    model = registry.get("shapes")
+    with TestClient(create_app(settings, registry)) as client:
+        model.lock.acquire()  # another request keeps the model busy
+        try:
+            busy = client.post("/predict", json={"image": b64(shapes_png)}, headers={"X-Request-ID": "late-1"})
+        finally:
+            model.lock.release()
+        served = client.post("/predict", json={"image": b64(shapes_png)})
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
+    assert "stayed busy for more than 0.3 s" in busy.json()["detail"] and busy.json()["request_id"] == "late-1"
+    assert served.status_code == 200

@@ -48,6 +48,7 @@ class ModelError(Exception):
     """Base of the registry's errors; ``status_code`` is the HTTP answer that fits."""
 
     status_code = 500
+    retry_after: int | None = None  # seconds, when trying again later may work
 
 
 class UnknownModelError(ModelError):
@@ -60,6 +61,13 @@ class ModelUnavailableError(ModelError):
     """The model exists but cannot be served now (no weights and no network, or a load failure)."""
 
     status_code = 503
+
+
+class ModelBusyError(ModelError):
+    """The model stayed busy with other requests for longer than the time budget."""
+
+    status_code = 503
+    retry_after = 2
 
 
 class InferenceError(ModelError):
@@ -111,20 +119,31 @@ class LoadedModel:
         names = self.yolo.names
         return [names[index] for index in sorted(names)]
 
-    def predict(self, bgr_image: np.ndarray, params: InferenceParameters) -> list[Detection]:
-        """Run the model on one BGR image; boxes come back in that image's pixels."""
+    def predict(
+        self, bgr_image: np.ndarray, params: InferenceParameters, wait_seconds: float | None = None
+    ) -> list[Detection]:
+        """Run the model on one BGR image; boxes come back in that image's pixels.
+
+        ``wait_seconds``: how long to wait for the model while it serves other requests
+        (None: as long as it takes); past it, :class:`ModelBusyError`.
+        """
         options: dict[str, Any] = {"conf": params.confidence, "iou": params.iou, "max_det": params.max_detections}
         if params.image_size is not None:
             options["imgsz"] = params.image_size
+        if not self.lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds):
+            raise ModelBusyError(
+                f"The model '{self.spec.name}' stayed busy for more than {wait_seconds:g} s; try again shortly."
+            )
         try:
-            with self.lock:
-                result = self.yolo.predict(bgr_image, verbose=False, **options)[0]
+            result = self.yolo.predict(bgr_image, verbose=False, **options)[0]
         except Exception as error:  # noqa: BLE001 - whatever breaks inside the model, the client gets a 503
             logger.exception("Inference failed in model %s on a %s image", self.spec.name, bgr_image.shape)
             raise InferenceError(
                 f"The model '{self.spec.name}' failed on this image ({type(error).__name__}); the server log has "
                 "the details."
             ) from error
+        finally:
+            self.lock.release()
         return detections_from_result(result)
 
 

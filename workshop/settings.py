@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest request body, in bytes.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest image, in pixels, checked before decoding.")
     max_batch_images: int = Field(16, ge=1)
+    inference_wait_seconds: float = Field(
+        30.0, gt=0, description="Time budget: longest a prediction waits for the model before a 503."
+    )
     max_pending_predictions: int = Field(
         32, ge=1, description="Predictions allowed to wait for the model at once; the next ones get 503."
     )

@@ -55,7 +55,8 @@ async def _on_image_error(request: Request, error: ImageError) -> JSONResponse:
 
 
 async def _on_model_error(request: Request, error: ModelError) -> JSONResponse:
-    return _error(error.status_code, str(error))
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return _error(error.status_code, str(error), headers=headers)
 
 
 async def _on_server_busy(request: Request, error: ServerBusyError) -> JSONResponse:
