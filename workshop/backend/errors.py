@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from workshop.backend.gate import ServerBusyError
 from workshop.backend.observability import request_id
 from workshop.imaging import ImageError
 from workshop.registry import ModelError
@@ -55,12 +54,10 @@ async def _on_image_error(request: Request, error: ImageError) -> JSONResponse:
 
 
 async def _on_model_error(request: Request, error: ModelError) -> JSONResponse:
+    # Unavailable, failed, busy or queue full: 503s that may say when to come back.
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
     return _error(error.status_code, str(error), headers=headers)
 
-
-async def _on_server_busy(request: Request, error: ServerBusyError) -> JSONResponse:
-    return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
 
 
 async def _on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
@@ -73,5 +70,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ImageError, _on_image_error)
     app.add_exception_handler(ModelError, _on_model_error)
-    app.add_exception_handler(ServerBusyError, _on_server_busy)
     app.add_exception_handler(Exception, _on_unexpected_error)

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from workshop.backend.observability import QUEUE_DEPTH
+from workshop.registry import ModelError
 
 
-class ServerBusyError(Exception):
+class ServerBusyError(ModelError):
     """Too many predictions are already waiting; the client should retry after ``retry_after`` seconds."""
 
-    def __init__(self, limit: int, retry_after: int = 1) -> None:
-        super().__init__(
-            f"The server is busy: {limit} predictions are already waiting. Retry in {retry_after} s."
-        )
-        self.retry_after = retry_after
+    status_code = 503
+    retry_after = 1
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The server is busy: {limit} predictions are already waiting. Retry in {self.retry_after} s.")
 
 
 class InferenceGate:

@@ -69,14 +69,17 @@ def make_client(url: str, api_key: str, timeout: float) -> WorkshopClient:
     return WorkshopClient(url, api_key=api_key or None, timeout=timeout)
 
 
-def show_backend_error(error: Exception, url: str) -> None:
+def backend_error_message(error: Exception, url: str) -> str:
     """A clear message for any failure to talk to the back-end; never a traceback."""
     if isinstance(error, BackendUnavailableError):
-        st.error(f"Back-end unreachable at {url}. {error} Check the URL in the sidebar, or turn on test mode.")
-    elif isinstance(error, BackendError):
-        st.error(f"The back-end refused the request: {error.detail}")
-    else:
-        st.error(f"Unexpected error: {error}")
+        return f"Back-end unreachable at {url}. {error} Check the URL in the sidebar, or turn on test mode."
+    if isinstance(error, BackendError):
+        return f"The back-end refused the request: {error.detail}"
+    return f"Unexpected error: {error}"
+
+
+def show_backend_error(error: Exception, url: str) -> None:
+    st.error(backend_error_message(error, url))
 
 
 # ----------------------------------------------------------------- sidebar
@@ -109,10 +112,8 @@ def server_info(client: WorkshopClient) -> dict:
             "description": client.describe(),
             "models": [model.name for model in client.models()],
         }
-    except BackendUnavailableError as error:
-        return {"error": f"Back-end unreachable at {client.base_url}. {error}"}
-    except BackendError as error:
-        return {"error": f"The back-end answered with an error: {error.detail}"}
+    except BackendError as error:  # unreachable, or refusing
+        return {"error": backend_error_message(error, client.base_url)}
 
 
 def model_choices(client: WorkshopClient, test_mode: bool) -> list[str]:
