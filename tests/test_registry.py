@@ -162,5 +162,5 @@ def test_custom_models_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     info = {m.name: m for m in registry.info()}
     assert info["ghost"].available is False and "missing" in info["ghost"].reason
     monkeypatch.setenv("WORKSHOP_CUSTOM_MODELS", "no-path-here")
-    with pytest.raises(ValueError, match="name=path"):
+    with pytest.raises(ValueError, match="name=value"):
         Settings(_env_file=None)

@@ -146,6 +146,31 @@ def _preload(args: argparse.Namespace) -> int:
     return status
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Export models for the ONNX Runtime / OpenVINO engines into the cache (the lean image does it at build time)."""
+    from workshop.engines.export import export_model, find_export
+    from workshop.registry import ModelError, ModelRegistry
+    from workshop.settings import get_settings
+
+    settings = get_settings()
+    registry = ModelRegistry(settings)
+    status = 0
+    for name in args.models:
+        for engine in args.engines:
+            try:
+                spec = registry.spec(name)
+                directory = find_export(settings.exports_dir, name, engine, spec.weights)
+                verb = "cached"
+                if directory is None or args.force:
+                    directory = export_model(spec.weights, name, engine, settings.exports_dir, args.image_size)
+                    verb = "exported"
+                print(f"{verb} {name} for {engine}: {directory}")
+            except ModelError as error:
+                print(f"error {name} for {engine}: {error}", file=sys.stderr)
+                status = 1
+    return status
+
+
 def _healthcheck(args: argparse.Namespace) -> int:
     """Exit 0 when ``url`` answers 200 (for Docker's HEALTHCHECK: slim images have no curl)."""
     import urllib.error
@@ -275,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-missing", action="store_true", help="skip (exit 0) models that cannot be had, e.g. offline"
     )
     preload.set_defaults(handler=_preload)
+
+    export = commands.add_parser("export", help="export models for the onnx/openvino engines (cached in the weights folder)")
+    export.add_argument("models", nargs="+", help="model names, e.g. shapes")
+    export.add_argument("--engines", nargs="+", choices=["onnx", "openvino"], default=["onnx", "openvino"])
+    export.add_argument("--image-size", type=int, help="input size of the export (default: the model's training size)")
+    export.add_argument("--force", action="store_true", help="export again even when a matching export is cached")
+    export.set_defaults(handler=_export)
 
     health = commands.add_parser("healthcheck", help="exit 0 if a URL answers 200 (for container health checks)")
     health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")

@@ -39,7 +39,7 @@ def predict_image_bytes(
     model_ready = time.perf_counter()
     decoded = decode_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
     decoded_at = time.perf_counter()
-    detections = loaded.predict(decoded.to_bgr_array(), params, wait_seconds=settings.inference_wait_seconds)
+    detections = loaded.predict(decoded.image, params, wait_seconds=settings.inference_wait_seconds)
     finished = time.perf_counter()
     timing = Timing(
         decode=round(decoded_at - model_ready, 4),
@@ -50,6 +50,7 @@ def predict_image_bytes(
         detections=detections,
         time=timing.total,
         model=loaded.spec.name,
+        engine=loaded.engine.name,
         image_width=decoded.width,
         image_height=decoded.height,
         timing=timing,

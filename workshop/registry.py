@@ -31,10 +31,36 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
+from workshop.engines import Engine, EngineName, InferenceParameters, load_engine, resolve_threads
+from workshop.engines import engine_unavailable_reason
+from workshop.engines.export import find_export
+from workshop.model_errors import (
+    InferenceError,
+    ModelBusyError,
+    ModelError,
+    ModelUnavailableError,
+    UnknownModelError,
+    UnsupportedParameterError,
+)
 from workshop.schemas import Detection, ModelInfo
 from workshop.settings import BUNDLED_MODEL, Settings
-from workshop.yolo_env import import_yolo, network_available
+from workshop.yolo_env import network_available
+
+__all__ = [  # the errors are re-exported: callers catch them from here
+    "InferenceError",
+    "InferenceParameters",
+    "LoadedModel",
+    "ModelBusyError",
+    "ModelError",
+    "ModelRegistry",
+    "ModelSpec",
+    "ModelUnavailableError",
+    "UnknownModelError",
+    "UnsupportedParameterError",
+    "bundled_weights_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,38 +68,6 @@ logger = logging.getLogger(__name__)
 PUBLIC_MODEL_PATTERN = re.compile(r"^(yolov8|yolo11|yolo12|yolo26)[nsmlx]$")
 
 ModelSource = Literal["bundled", "ultralytics", "file"]
-
-
-class ModelError(Exception):
-    """Base of the registry's errors; ``status_code`` is the HTTP answer that fits."""
-
-    status_code = 500
-    retry_after: int | None = None  # seconds, when trying again later may work
-
-
-class UnknownModelError(ModelError):
-    """The name is not a model this server can serve."""
-
-    status_code = 422
-
-
-class ModelUnavailableError(ModelError):
-    """The model exists but cannot be served now (no weights and no network, or a load failure)."""
-
-    status_code = 503
-
-
-class ModelBusyError(ModelError):
-    """The model stayed busy with other requests for longer than the time budget."""
-
-    status_code = 503
-    retry_after = 2
-
-
-class InferenceError(ModelError):
-    """The model raised an exception on an input; the server logged the traceback."""
-
-    status_code = 503
 
 
 def bundled_weights_path() -> Path:
@@ -95,77 +89,55 @@ class ModelSpec:
         return self.weights.is_file()
 
 
-@dataclass(frozen=True)
-class InferenceParameters:
-    """Fully resolved prediction settings (no ``None``: defaults already applied)."""
-
-    confidence: float
-    iou: float
-    max_detections: int
-    image_size: int | None = None  # None: the size the model was trained at
-
-
 @dataclass
 class LoadedModel:
-    """A model in memory, with the lock that keeps its predictions one at a time."""
+    """A model in memory on its engine, with the lock that keeps its predictions one at a time."""
 
     spec: ModelSpec
-    yolo: Any
+    engine: Engine
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def class_names(self) -> list[str]:
-        names = self.yolo.names
-        return [names[index] for index in sorted(names)]
+        return self.engine.class_names
+
+    @property
+    def yolo(self) -> Any:
+        """The Ultralytics ``YOLO`` object (PyTorch engine only), for its ``Results`` API."""
+        return self.engine.yolo  # type: ignore[attr-defined]
 
     def predict(
-        self, bgr_image: np.ndarray, params: InferenceParameters, wait_seconds: float | None = None
+        self,
+        image: Image.Image | np.ndarray,
+        params: InferenceParameters,
+        wait_seconds: float | None = None,
     ) -> list[Detection]:
-        """Run the model on one BGR image; boxes come back in that image's pixels.
+        """Run the model on one picture (RGB Pillow image or BGR array); boxes come back in its pixels.
 
         ``wait_seconds``: how long to wait for the model while it serves other requests
         (None: as long as it takes); past it, :class:`ModelBusyError`.
         """
-        options: dict[str, Any] = {"conf": params.confidence, "iou": params.iou, "max_det": params.max_detections}
-        if params.image_size is not None:
-            options["imgsz"] = params.image_size
         if not self.lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds):
             raise ModelBusyError(
                 f"The model '{self.spec.name}' stayed busy for more than {wait_seconds:g} s; try again shortly."
             )
         try:
-            result = self.yolo.predict(bgr_image, verbose=False, **options)[0]
+            return self.engine.detect(image, params)
+        except ModelError:
+            raise
         except Exception as error:  # noqa: BLE001 - whatever breaks inside the model, the client gets a 503
-            logger.exception("Inference failed in model %s on a %s image", self.spec.name, bgr_image.shape)
+            logger.exception("Inference failed in model %s on a %s picture", self.spec.name, _shape(image))
             raise InferenceError(
                 f"The model '{self.spec.name}' failed on this image ({type(error).__name__}); the server log has "
                 "the details."
             ) from error
         finally:
             self.lock.release()
-        return detections_from_result(result)
 
 
-def detections_from_result(result: Any) -> list[Detection]:
-    """Convert one Ultralytics ``Results`` object to this API's detections, most confident first."""
-    boxes = result.boxes
-    xyxy = boxes.xyxy.cpu().numpy().tolist()
-    confidences = boxes.conf.cpu().numpy().tolist()
-    class_ids = boxes.cls.cpu().numpy().astype(int).tolist()
-    detections = [
-        Detection(
-            x_min=round(x1, 2),
-            y_min=round(y1, 2),
-            x_max=round(x2, 2),
-            y_max=round(y2, 2),
-            class_name=result.names[class_id],
-            class_id=class_id,
-            confidence=round(confidence, 4),
-        )
-        for (x1, y1, x2, y2), confidence, class_id in zip(xyxy, confidences, class_ids)
-    ]
-    return sorted(detections, key=lambda detection: detection.confidence, reverse=True)
+def _shape(image: Image.Image | np.ndarray) -> str:
+    return f"{image.width}x{image.height}" if isinstance(image, Image.Image) else str(image.shape)
 
 
 class ModelRegistry:
@@ -238,9 +210,20 @@ class ModelRegistry:
             return spec
         raise UnknownModelError(f"Unknown model '{name}'. Valid models: {', '.join(self.names())}.")
 
+    def engine_for(self, name: str) -> EngineName:
+        """The engine that runs (or will run) the model called ``name``."""
+        return self.settings.engine_for(name)
+
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         """Why ``spec`` cannot be served now, or None when it can."""
-        if spec.name in self._loaded or spec.weights_present():
+        if spec.name in self._loaded:
+            return None
+        engine_reason = engine_unavailable_reason(
+            self.engine_for(spec.name), spec.name, spec.weights, self.settings.exports_dir
+        )
+        if engine_reason is not None:
+            return engine_reason
+        if spec.weights_present() or self.engine_for(spec.name) != "pytorch" and self._has_export(spec):
             return None
         if spec.source == "ultralytics":
             if network_available():
@@ -285,31 +268,39 @@ class ModelRegistry:
                 self._loaded[spec.name] = loaded
         return loaded
 
+    def _has_export(self, spec: ModelSpec) -> bool:
+        return find_export(self.settings.exports_dir, spec.name, self.engine_for(spec.name), spec.weights) is not None
+
     def _load(self, spec: ModelSpec) -> LoadedModel:
         reason = self.unavailable_reason(spec)
         if reason is not None:
             raise ModelUnavailableError(reason)
-        YOLO = import_yolo()
+        engine_name = self.engine_for(spec.name)
         started = time.perf_counter()
         if spec.source == "ultralytics":
             spec.weights.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Given a full path to a missing asset, Ultralytics downloads it to that path.
-            yolo = YOLO(str(spec.weights))
-        except Exception as error:  # noqa: BLE001 - download or unpickling errors of any kind
+            engine = load_engine(
+                engine_name,
+                spec.name,
+                spec.weights,
+                self.settings.exports_dir,
+                resolve_threads(self.settings.inference_threads),
+            )
+        except ModelError as error:
+            raise ModelUnavailableError(f"Model '{spec.name}': {error}") from error
+        except Exception as error:  # noqa: BLE001 - download, unpickling or runtime errors of any kind
             logger.exception("Could not load model %s", spec.name)
             raise ModelUnavailableError(f"Model '{spec.name}' could not be loaded: {error}") from error
-        if getattr(yolo, "task", "detect") != "detect":
-            raise ModelUnavailableError(f"Model '{spec.name}' is a {yolo.task} model; this API serves detection models.")
         seconds = time.perf_counter() - started
-        logger.info("Loaded model %s from %s in %.2f s", spec.name, spec.weights, seconds)
-        return LoadedModel(spec=spec, yolo=yolo, load_seconds=seconds)
+        logger.info("Loaded model %s on %s from %s in %.2f s", spec.name, engine_name, spec.weights, seconds)
+        return LoadedModel(spec=spec, engine=engine, load_seconds=seconds)
 
     def warm_up(self, name: str | None = None) -> LoadedModel:
         """Load a model and run it once on a blank image, so the first real request is not slow."""
         model = self.get(name)
-        blank = np.zeros((64, 64, 3), dtype=np.uint8)
-        model.predict(blank, self.default_parameters())
+        model.predict(Image.new("RGB", (64, 64)), self.default_parameters())
         return model
 
     def default_parameters(self) -> InferenceParameters:
@@ -336,6 +327,8 @@ class ModelRegistry:
                     available=reason is None,
                     reason=reason,
                     default=name == self.default_name,
+                    engine=loaded.engine.name if loaded else self.engine_for(name),
+                    image_size=loaded.engine.image_size if loaded else None,
                 )
             )
         return infos

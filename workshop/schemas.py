@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The header that carries the API key, when the server requires one.
 API_KEY_HEADER = "X-API-Key"
 
+#: The runtimes a model can run on (see :mod:`workshop.engines`).
+EngineName = Literal["pytorch", "onnx", "openvino"]
+
 
 class Detection(BaseModel):
     """One detected object; coordinates are pixels of the image as it was sent."""
@@ -68,6 +71,7 @@ class PredictResponse(BaseModel):
     detections: list[Detection] = Field(default_factory=list)
     time: float = Field(description="Server processing time, seconds (same as timing.total).")
     model: str = Field(description="The model that answered.")
+    engine: EngineName | None = Field(None, description="The runtime that ran the model.")
     image_width: int
     image_height: int
     timing: Timing
@@ -92,6 +96,10 @@ class ModelInfo(BaseModel):
     available: bool = Field(description="True when the model can be served now (weights here or downloadable).")
     reason: str | None = Field(None, description="Why the model is not available, when it is not.")
     default: bool = False
+    engine: EngineName = Field(description="The runtime that executes this model.")
+    image_size: int | None = Field(
+        None, description="Fixed input size of an exported engine, once loaded; None: any size (PyTorch)."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from workshop.engines.base import EngineName
+
 #: The bundled model's name; it ships inside the package and needs no network.
 BUNDLED_MODEL = "shapes"
 
@@ -50,6 +52,19 @@ class Settings(BaseSettings):
         description="Your own weights files to serve, as name=path pairs: 'mine=/data/best.pt,other=/data/o.pt'.",
     )
     warmup: bool = Field(True, description="Load and warm up the default model when the server starts.")
+
+    # Engines: the runtime that executes each model (see docs/benchmarks.md for how they compare).
+    engine: EngineName = Field(
+        "pytorch",
+        description="Runtime of every model: pytorch, onnx (ONNX Runtime) or openvino; exports are made on "
+        "first use and cached in WEIGHTS_DIR/exports.",
+    )
+    model_engines: Annotated[dict[str, EngineName], NoDecode] = Field(
+        default_factory=dict, description="Engine per model, overriding ENGINE, as name=engine pairs: 'shapes=onnx'."
+    )
+    inference_threads: int = Field(
+        0, ge=0, description="CPU threads one inference may use; 0: every CPU this process may run on."
+    )
 
     # Inference defaults (each can be overridden per request).
     confidence: float = Field(0.25, ge=0.0, le=1.0)
@@ -88,18 +103,27 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("custom_models", mode="before")
+    @field_validator("custom_models", "model_engines", mode="before")
     @classmethod
-    def _parse_name_path_pairs(cls, value: object) -> object:
+    def _parse_name_value_pairs(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
         pairs = {}
         for item in filter(None, (part.strip() for part in value.split(","))):
-            name, separator, path = item.partition("=")
-            if not separator or not name.strip() or not path.strip():
-                raise ValueError(f"expected name=path, got {item!r}")
-            pairs[name.strip()] = path.strip()
+            name, separator, setting = item.partition("=")
+            if not separator or not name.strip() or not setting.strip():
+                raise ValueError(f"expected name=value, got {item!r}")
+            pairs[name.strip()] = setting.strip()
         return pairs
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where exported engines (ONNX, OpenVINO) are cached: next to the downloaded weights."""
+        return Path(self.weights_dir) / "exports"
+
+    def engine_for(self, model: str) -> EngineName:
+        """The engine that runs ``model``: its own entry in MODEL_ENGINES, else ENGINE."""
+        return self.model_engines.get(model, self.engine)
 
     @field_validator("api_key", mode="before")
     @classmethod

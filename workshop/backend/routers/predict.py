@@ -27,7 +27,7 @@ router = APIRouter(
 
 
 def _observed(response: PredictResponse) -> PredictResponse:
-    INFERENCE_SECONDS.labels(response.model, "pytorch").observe(response.timing.inference)
+    INFERENCE_SECONDS.labels(response.model, response.engine).observe(response.timing.inference)
     return response
 
 

@@ -1,0 +1,77 @@
+"""What every engine shares: its name, the prediction parameters it takes, and the detections it returns.
+
+An *engine* is the runtime that executes a model's network: PyTorch (through
+Ultralytics, the model as trained), ONNX Runtime, or OpenVINO (the same model
+exported by Ultralytics). The registry loads one engine per model; the rest of
+the back-end only ever calls :meth:`Engine.detect`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, get_args
+
+import numpy as np
+from PIL import Image
+
+from workshop.schemas import Detection, EngineName
+
+#: Every engine this package can run, in the order the benchmark shows them.
+ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
+
+
+@dataclass(frozen=True)
+class InferenceParameters:
+    """Fully resolved prediction settings (no ``None``: defaults already applied)."""
+
+    confidence: float
+    iou: float
+    max_detections: int
+    image_size: int | None = None  # None: the size the model was trained (or exported) at
+
+
+class Engine(Protocol):
+    """A loaded model network that turns one picture into detections."""
+
+    name: EngineName
+    class_names: list[str]
+    #: The square input size an exported engine is fixed to; None when any size works (PyTorch).
+    image_size: int | None
+
+    def detect(self, image: Image.Image | np.ndarray, params: InferenceParameters) -> list[Detection]:
+        """Detections in ``image`` (an RGB Pillow image, or a BGR array as OpenCV and Ultralytics use), most confident first."""
+        ...
+
+
+def resolve_threads(requested: int) -> int:
+    """Threads one inference may use: ``requested``, or every CPU this process may run on when 0."""
+    if requested > 0:
+        return requested
+    if hasattr(os, "sched_getaffinity"):  # honours taskset and container cpusets, unlike os.cpu_count()
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def detections_from_arrays(
+    boxes_xyxy: np.ndarray, confidences: np.ndarray, class_ids: np.ndarray, class_names: Sequence[str]
+) -> list[Detection]:
+    """Build this API's detections from parallel arrays (boxes in image pixels), most confident first."""
+    detections = [
+        Detection(
+            x_min=round(x1, 2),
+            y_min=round(y1, 2),
+            x_max=round(x2, 2),
+            y_max=round(y2, 2),
+            class_name=class_names[class_id],
+            class_id=class_id,
+            confidence=round(confidence, 4),
+        )
+        for (x1, y1, x2, y2), confidence, class_id in zip(
+            np.asarray(boxes_xyxy, dtype=float).tolist(),
+            np.asarray(confidences, dtype=float).tolist(),
+            np.asarray(class_ids).astype(int).tolist(),
+        )
+    ]
+    return sorted(detections, key=lambda detection: detection.confidence, reverse=True)

@@ -1,0 +1,184 @@
+"""Export a model's weights to ONNX or OpenVINO with Ultralytics, once, and find the export again.
+
+Exports are cached in the weights folder, next to downloaded weights::
+
+    <weights_dir>/exports/<model>-<engine>/
+        model.onnx            (onnx)  or  model.xml + model.bin  (openvino)
+        export.json           what was exported, from which weights, at which size
+
+``export.json`` is written last, so a folder without it is an unfinished
+export and is ignored. It records the SHA-256 of the weights it came from: when
+the weights change, the cached export no longer matches and is made again.
+Exporting needs PyTorch and Ultralytics; *using* an export needs neither, which
+is what lets the lean container image leave PyTorch out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from workshop.engines.base import EngineName
+from workshop.model_errors import ModelUnavailableError
+
+logger = logging.getLogger(__name__)
+
+#: Ultralytics' name for each exported engine's format.
+EXPORT_FORMATS: dict[EngineName, str] = {"onnx": "onnx", "openvino": "openvino"}
+
+#: The file inside an export folder that an engine opens.
+MODEL_FILES: dict[EngineName, str] = {"onnx": "model.onnx", "openvino": "model.xml"}
+
+RECORD_FILE = "export.json"
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """What ``export.json`` says about one export."""
+
+    model: str
+    engine: EngineName
+    image_size: int
+    class_names: list[str]
+    end2end: bool
+    source_sha256: str
+    ultralytics_version: str
+    export_seconds: float
+
+    @classmethod
+    def read(cls, directory: Path) -> ExportRecord:
+        return cls(**json.loads((directory / RECORD_FILE).read_text()))
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(weights: Path) -> str:
+    """SHA-256 of a weights file (remembered while the file is unchanged)."""
+    stat = weights.stat()
+    return _sha256_cached(str(weights), stat.st_size, stat.st_mtime_ns)
+
+
+def export_directory(exports_dir: Path, model: str, engine: EngineName) -> Path:
+    """Where the ``engine`` export of ``model`` is cached."""
+    return Path(exports_dir) / f"{model}-{engine}"
+
+
+def exporting_available() -> bool:
+    """True when this Python can export (PyTorch and Ultralytics installed); the lean image cannot."""
+    return importlib.util.find_spec("ultralytics") is not None and importlib.util.find_spec("torch") is not None
+
+
+def find_export(exports_dir: Path, model: str, engine: EngineName, weights: Path | None) -> Path | None:
+    """The cached export folder of ``model`` for ``engine``, or None when there is none or it is stale.
+
+    With ``weights`` present the export must come from exactly those weights;
+    without them (a lean image that ships only exports) any finished export is used.
+    """
+    directory = export_directory(exports_dir, model, engine)
+    if not (directory / RECORD_FILE).is_file():
+        return None
+    if weights is not None and weights.is_file():
+        if ExportRecord.read(directory).source_sha256 != weights_sha256(weights):
+            logger.info("Cached %s export of %s is stale (the weights changed)", engine, model)
+            return None
+    return directory
+
+
+def export_model(
+    weights: Path, model: str, engine: EngineName, exports_dir: Path, image_size: int | None = None
+) -> Path:
+    """Export ``weights`` for ``engine`` into the cache and return the export folder.
+
+    ``image_size``: the exported input size; None keeps the size the model was trained at.
+    Raises :class:`ModelUnavailableError` when this Python cannot export.
+    """
+    if not exporting_available():
+        raise ModelUnavailableError(
+            f"There is no {engine} export of '{model}' in {exports_dir}, and this installation has no PyTorch to "
+            f"make one. Run `workshop export --model {model} --engine {engine}` where PyTorch is installed "
+            "(the lean image does it at build time)."
+        )
+    from workshop.yolo_env import import_yolo
+
+    YOLO = import_yolo()
+    import ultralytics
+
+    exports_dir = Path(exports_dir)
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    # Ultralytics writes an export next to its source file, named after it: work on a
+    # copy in a private folder, then move the finished export into place in one rename.
+    with tempfile.TemporaryDirectory(prefix=f".{model}-{engine}-", dir=exports_dir) as scratch:
+        source = Path(scratch) / "model.pt"
+        if weights.is_file():
+            shutil.copyfile(weights, source)
+            yolo = YOLO(str(source))
+        else:  # a public model not downloaded yet: Ultralytics fetches it to that path
+            yolo = YOLO(str(weights))
+            shutil.copyfile(weights, source)
+            yolo = YOLO(str(source))
+        size = image_size or int(trained_image_size(yolo))
+        try:
+            produced = Path(yolo.export(format=EXPORT_FORMATS[engine], imgsz=size, verbose=False))
+        except Exception as error:  # noqa: BLE001 - missing exporter packages, unsupported layers...
+            logger.exception("Export of %s to %s failed", model, engine)
+            raise ModelUnavailableError(f"Exporting '{model}' to {engine} failed: {error}") from error
+        staged = Path(scratch) / "export"
+        staged.mkdir()
+        if produced.is_dir():  # OpenVINO: a folder with model.xml, model.bin and metadata.yaml
+            for item in produced.iterdir():
+                shutil.move(str(item), staged / item.name)
+        else:
+            shutil.move(str(produced), staged / MODEL_FILES[engine])
+        record = ExportRecord(
+            model=model,
+            engine=engine,
+            image_size=size,
+            class_names=[yolo.names[index] for index in sorted(yolo.names)],
+            end2end=_is_end2end(staged, engine),
+            source_sha256=weights_sha256(source),
+            ultralytics_version=ultralytics.__version__,
+            export_seconds=round(time.perf_counter() - started, 2),
+        )
+        (staged / RECORD_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n")
+        destination = export_directory(exports_dir, model, engine)
+        if destination.exists():
+            shutil.rmtree(destination)  # a stale export of older weights
+        staged.rename(destination)
+    logger.info("Exported %s to %s in %.1f s: %s", model, engine, record.export_seconds, destination)
+    return destination
+
+
+def _is_end2end(staged: Path, engine: EngineName) -> bool:
+    """Whether the export outputs final boxes (YOLO26) rather than candidates, as Ultralytics recorded it."""
+    if engine == "onnx":
+        import onnx
+
+        properties = onnx.load(str(staged / MODEL_FILES["onnx"]), load_external_data=False).metadata_props
+        metadata = {prop.key: prop.value for prop in properties}
+    else:
+        from ultralytics.utils import YAML
+
+        metadata = YAML.load(staged / "metadata.yaml")
+    return str(metadata.get("end2end", False)).lower() == "true"
+
+
+def trained_image_size(yolo: object) -> int:
+    """The input size a model was trained at (Ultralytics keeps it in the checkpoint), 640 when unknown."""
+    size = getattr(yolo, "overrides", {}).get("imgsz", 640)
+    return int(max(size)) if isinstance(size, (list, tuple)) else int(size)

@@ -1,0 +1,63 @@
+"""The PyTorch engine: the model exactly as trained, run by Ultralytics.
+
+This is the reference the exported engines are compared with, and the one
+notebooks use to show Ultralytics' own ``Results`` API (``engine.yolo``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from workshop.engines.base import EngineName, InferenceParameters, detections_from_arrays
+from workshop.imaging import to_bgr_array
+from workshop.model_errors import ModelUnavailableError
+from workshop.schemas import Detection
+from workshop.yolo_env import import_yolo
+
+
+class PytorchEngine:
+    """An Ultralytics ``YOLO`` model on the CPU (or the GPU, when PyTorch sees one)."""
+
+    name: EngineName = "pytorch"
+    image_size: int | None = None  # Ultralytics letterboxes to any multiple of 32
+
+    def __init__(self, yolo: Any, pad_to_square: bool = False) -> None:
+        """``pad_to_square``: letterbox to the full square, as an export does, instead of
+        padding only to the next multiple of 32 (fewer pixels, so a little faster, and
+        Ultralytics' default). Comparisons between engines use the square."""
+        self.yolo = yolo
+        self.pad_to_square = pad_to_square
+        names = yolo.names
+        self.class_names = [names[index] for index in sorted(names)]
+
+    @classmethod
+    def load(cls, weights: Path, threads: int, pad_to_square: bool = False) -> PytorchEngine:
+        """Load ``weights`` (Ultralytics downloads a public model's missing file to that path)."""
+        YOLO = import_yolo()
+        import torch
+
+        # PyTorch picks its thread count from the physical cores it detects, which
+        # on a cloud VM is often half the vCPUs; one inference should use them all.
+        torch.set_num_threads(threads)
+        yolo = YOLO(str(weights))
+        if getattr(yolo, "task", "detect") != "detect":
+            raise ModelUnavailableError(f"{weights.name} is a {yolo.task} model; this API serves detection models.")
+        return cls(yolo, pad_to_square)
+
+    def detect(self, image: Image.Image | np.ndarray, params: InferenceParameters) -> list[Detection]:
+        """Run the model on one picture; boxes come back in that picture's pixels."""
+        options: dict[str, Any] = {"conf": params.confidence, "iou": params.iou, "max_det": params.max_detections}
+        if params.image_size is not None:
+            options["imgsz"] = params.image_size
+        if self.pad_to_square:
+            options["rect"] = False
+        bgr = to_bgr_array(image) if isinstance(image, Image.Image) else image
+        result = self.yolo.predict(bgr, verbose=False, **options)[0]
+        boxes = result.boxes
+        return detections_from_arrays(
+            boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy(), self.class_names
+        )
