@@ -228,3 +228,33 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+@pytest.mark.parametrize("engine", EXPORTED)
+def test_concurrent_calls_run_side_by_side_with_the_same_answers(engine: str, registries: dict[str, ModelRegistry]) -> None:
+    """Alone, a call uses every core; together, calls run one core each, side by side, and agree with it."""
+    import threading
+
+    from workshop.engines.exported import EXPORTED_ENGINES
+
+    directory = registries[engine].get("shapes").engine.directory
+    runner = EXPORTED_ENGINES[engine](directory, threads=2)
+    assert runner.lanes == 2
+    batch, _ = letterbox(shapes_sample(seed=8).image, runner.image_size)
+    wide = runner.run_wide(batch)
+    outputs: list[np.ndarray] = []
+    barrier = threading.Barrier(2)
+
+    def call() -> None:
+        barrier.wait()
+        for _ in range(5):
+            outputs.append(runner.run(batch))
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outputs) == 10
+    for output in [runner.run_narrow(batch), *outputs]:
+        np.testing.assert_allclose(output, wide, rtol=1e-3, atol=1e-2)

@@ -72,7 +72,7 @@ def test_full_queue_answers_503_with_retry_after(shared_registry: ModelRegistry,
     app = create_app(settings, shared_registry)
     model = shared_registry.get("shapes")
     with TestClient(app) as client:
-        model.lock.acquire()  # the model is busy: the first request waits in the queue
+        model.turns.acquire()  # the model is busy: the first request waits in the queue
         first: dict = {}
         waiting = threading.Thread(target=lambda: first.update(r=client.post("/predict", json={"image": b64(shapes_png)})))
         waiting.start()
@@ -83,7 +83,7 @@ def test_full_queue_answers_503_with_retry_after(shared_registry: ModelRegistry,
                 threading.Event().wait(0.01)
             busy = client.post("/predict", json={"image": b64(shapes_png)})
         finally:
-            model.lock.release()
+            model.turns.release()
             waiting.join()
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
     assert "busy" in busy.json()["detail"]
@@ -115,11 +115,11 @@ def test_time_budget_a_request_does_not_wait_for_the_model_forever(shared_regist
     registry = ModelRegistry(settings)
     model = registry.get("shapes")
     with TestClient(create_app(settings, registry)) as client:
-        model.lock.acquire()  # another request keeps the model busy
+        model.turns.acquire()  # another request keeps the model busy
         try:
             busy = client.post("/predict", json={"image": b64(shapes_png)}, headers={"X-Request-ID": "late-1"})
         finally:
-            model.lock.release()
+            model.turns.release()
         served = client.post("/predict", json={"image": b64(shapes_png)})
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
     assert "stayed busy for more than 0.3 s" in busy.json()["detail"] and busy.json()["request_id"] == "late-1"

@@ -9,13 +9,13 @@ Three kinds of model:
   there afterwards (a Dockerfile can preload them).
 * ``file``: any weights file registered at run time, e.g. one you trained.
 
-Models load lazily, once, on first use. Ultralytics documents that one model
-object must not run predictions from several threads at once, so each loaded
-model has its own lock: requests for the same model take turns, requests for
-different models do not wait for each other. On a small CPU machine this costs
-nothing, because PyTorch already spreads a single inference over every core;
-two inferences side by side would only fight for the same cores (and two
-copies of each model would double the memory).
+Models load lazily, once, on first use, on the engine the settings choose
+(:mod:`workshop.engines`). Each loaded model lets at most ``engine.lanes``
+predictions run at once and the others wait their turn: one for PyTorch
+(Ultralytics documents that a model object must not predict from several
+threads at once, and PyTorch already spreads one inference over every core),
+one per core for the exported engines (measured faster under load). Requests
+for different models do not wait for each other.
 """
 
 from __future__ import annotations
@@ -91,12 +91,15 @@ class ModelSpec:
 
 @dataclass
 class LoadedModel:
-    """A model in memory on its engine, with the lock that keeps its predictions one at a time."""
+    """A model in memory on its engine, with the turns that keep at most ``engine.lanes`` predictions running."""
 
     spec: ModelSpec
     engine: Engine
     load_seconds: float
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    turns: threading.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turns = threading.Semaphore(self.engine.lanes)
 
     @property
     def class_names(self) -> list[str]:
@@ -118,7 +121,7 @@ class LoadedModel:
         ``wait_seconds``: how long to wait for the model while it serves other requests
         (None: as long as it takes); past it, :class:`ModelBusyError`.
         """
-        if not self.lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds):
+        if not self.turns.acquire(timeout=wait_seconds):
             raise ModelBusyError(
                 f"The model '{self.spec.name}' stayed busy for more than {wait_seconds:g} s; try again shortly."
             )
@@ -133,7 +136,7 @@ class LoadedModel:
                 "the details."
             ) from error
         finally:
-            self.lock.release()
+            self.turns.release()
 
 
 def _shape(image: Image.Image | np.ndarray) -> str:

@@ -39,6 +39,8 @@ class Engine(Protocol):
     class_names: list[str]
     #: The square input size an exported engine is fixed to; None when any size works (PyTorch).
     image_size: int | None
+    #: How many ``detect`` calls may run at the same time.
+    lanes: int
 
     def detect(self, image: Image.Image | np.ndarray, params: InferenceParameters) -> list[Detection]:
         """Detections in ``image`` (an RGB Pillow image, or a BGR array as OpenCV and Ultralytics use), most confident first."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import queue
+import threading
+
 import numpy as np
 from PIL import Image
 
@@ -23,7 +26,16 @@ from workshop.schemas import Detection
 
 
 class ExportedEngine:
-    """Pre- and post-processing shared by the exported engines; subclasses only run the network."""
+    """Pre- and post-processing shared by the exported engines; subclasses only run the network.
+
+    How the CPUs are used was chosen by measurement (docs/benchmarks.md). One
+    picture alone is fastest with every core on it ("wide": ~1.5x faster than one
+    core on 2 vCPUs). Several pictures at once go through faster one core each,
+    side by side ("narrow": 2 x 1 core gave 1.1-1.3x the throughput of 1 x 2 cores,
+    because splitting one small inference across cores wastes time in hand-offs).
+    So a call runs wide when it is the only one in flight and narrow otherwise,
+    and up to ``lanes`` (one per core) calls may run at once.
+    """
 
     name: ClassVar[EngineName]
 
@@ -33,10 +45,28 @@ class ExportedEngine:
         self.class_names = list(self.record.class_names)
         self.image_size: int | None = self.record.image_size
         self.threads = threads
+        self.lanes = threads  # detect() calls that may run at once: one per core
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+
+    def run_wide(self, batch: np.ndarray) -> np.ndarray:
+        """The network's raw output, computed with every thread (never called twice at once)."""
+        raise NotImplementedError
+
+    def run_narrow(self, batch: np.ndarray) -> np.ndarray:
+        """The network's raw output, computed on one thread (up to ``lanes`` calls at once)."""
+        raise NotImplementedError
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """The network's raw output for a ``(1, 3, size, size)`` float32 batch."""
-        raise NotImplementedError
+        """The network's raw output for a ``(1, 3, size, size)`` float32 batch: wide when alone, else narrow."""
+        with self._in_flight_lock:
+            alone = self._in_flight == 0
+            self._in_flight += 1
+        try:
+            return self.run_wide(batch) if alone or self.threads == 1 else self.run_narrow(batch)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     def detect(self, image: Image.Image | np.ndarray, params: InferenceParameters) -> list[Detection]:
         """Run the exported model on one picture; boxes come back in that picture's pixels."""
@@ -65,18 +95,27 @@ class OnnxRuntimeEngine(ExportedEngine):
 
     def __init__(self, directory: Path, threads: int) -> None:
         super().__init__(directory, threads)
+        # Two sessions of the same file: a session may be run from several threads at once,
+        # and with one intra-op thread each run stays on its caller's core.
+        self.wide = self._session(threads)
+        self.narrow = self._session(1) if threads > 1 else self.wide
+        self.input_name = self.wide.get_inputs()[0].name
+
+    def _session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads  # one inference spreads over these cores
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1  # a YOLO graph is a chain: nothing to run side by side
-        self.session = onnxruntime.InferenceSession(
+        return onnxruntime.InferenceSession(
             str(self.directory / MODEL_FILES["onnx"]), options, providers=["CPUExecutionProvider"]
         )
-        self.input_name = self.session.get_inputs()[0].name
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
+    def run_wide(self, batch: np.ndarray) -> np.ndarray:
+        return self.wide.run(None, {self.input_name: batch})[0]
+
+    def run_narrow(self, batch: np.ndarray) -> np.ndarray:
+        return self.narrow.run(None, {self.input_name: batch})[0]
 
 
 class OpenVinoEngine(ExportedEngine):
@@ -89,16 +128,27 @@ class OpenVinoEngine(ExportedEngine):
         import openvino
 
         core = openvino.Core()
-        self.compiled = core.compile_model(
-            str(self.directory / MODEL_FILES["openvino"]),
-            "CPU",
-            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads},
-        )
-        # One request object, used by one caller at a time (the registry's per-model lock).
-        self.request = self.compiled.create_infer_request()
+        model = str(self.directory / MODEL_FILES["openvino"])
+        # On CPUs with AVX512-BF16 OpenVINO defaults to bfloat16, which changes the answers
+        # slightly and, measured on such a CPU, was ~1.5x slower than float32.
+        precision = {"INFERENCE_PRECISION_HINT": "f32"}
+        wide = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **precision})
+        self.wide_request = wide.create_infer_request()
+        # Narrow: one stream (one thread) per core, one request object per stream.
+        narrow = core.compile_model(model, "CPU", {"NUM_STREAMS": threads, "INFERENCE_NUM_THREADS": threads, **precision})
+        self.narrow_requests: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(threads):
+            self.narrow_requests.put(narrow.create_infer_request())
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.request.infer({0: batch})[0]
+    def run_wide(self, batch: np.ndarray) -> np.ndarray:
+        return self.wide_request.infer({0: batch})[0]
+
+    def run_narrow(self, batch: np.ndarray) -> np.ndarray:
+        request = self.narrow_requests.get()  # never waits: at most `lanes` calls are in flight
+        try:
+            return request.infer({0: batch})[0]
+        finally:
+            self.narrow_requests.put(request)
 
 
 EXPORTED_ENGINES: dict[EngineName, type[ExportedEngine]] = {"onnx": OnnxRuntimeEngine, "openvino": OpenVinoEngine}

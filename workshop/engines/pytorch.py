@@ -24,6 +24,9 @@ class PytorchEngine:
 
     name: EngineName = "pytorch"
     image_size: int | None = None  # Ultralytics letterboxes to any multiple of 32
+    # Ultralytics documents that a model object must not predict from two threads at
+    # once, and PyTorch's thread count is per process: one call at a time, every core on it.
+    lanes = 1
 
     def __init__(self, yolo: Any, pad_to_square: bool = False) -> None:
         """``pad_to_square``: letterbox to the full square, as an export does, instead of
