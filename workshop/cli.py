@@ -26,6 +26,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        # The app writes its own JSON access line (with the request id); uvicorn's would be a second one.
+        access_log=False,
         # One process: the models live in its memory (see workshop.registry).
         workers=1,
         timeout_graceful_shutdown=10,
@@ -171,6 +173,25 @@ def _export(args: argparse.Namespace) -> int:
     return status
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Measure engines and the API on this machine; write the markdown report."""
+    from workshop.bench.report import render
+    from workshop.bench.runner import BenchConfig, run_benchmark
+
+    config = BenchConfig(
+        models=args.models, engines=args.engines, clients=args.clients, base64_clients=args.base64_clients,
+        seconds=args.seconds, containers=args.containers,
+    )
+    command = "workshop bench" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
+    report = render(run_benchmark(config, progress=lambda line: print(line, flush=True), command=command))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report)
+    print(report)
+    print(f"Report written to {output}")
+    return 0
+
+
 def _healthcheck(args: argparse.Namespace) -> int:
     """Exit 0 when ``url`` answers 200 (for Docker's HEALTHCHECK: slim images have no curl)."""
     import urllib.error
@@ -307,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image-size", type=int, help="input size of the export (default: the model's training size)")
     export.add_argument("--force", action="store_true", help="export again even when a matching export is cached")
     export.set_defaults(handler=_export)
+
+    bench = commands.add_parser("bench", help="benchmark the engines and the API on this machine (docs/benchmarks.md)")
+    bench.add_argument("--models", nargs="+", default=["shapes", "yolo11n"],
+                       help="models to measure; yolo11n is built untrained from its YAML (offline)")
+    bench.add_argument("--engines", nargs="+", choices=["pytorch", "onnx", "openvino"],
+                       default=["pytorch", "onnx", "openvino"])
+    bench.add_argument("--clients", nargs="+", type=int, default=[1, 4, 8, 16], help="concurrent clients, multipart")
+    bench.add_argument("--base64-clients", nargs="*", type=int, default=[1, 8], help="concurrent clients, base64 JSON")
+    bench.add_argument("--seconds", type=float, default=5.0, help="duration of each load level and floor")
+    bench.add_argument("--containers", nargs="*", default=[], help="image tags whose cold start to measure")
+    bench.add_argument("--output", default="docs/benchmarks.md")
+    bench.set_defaults(handler=_bench)
 
     health = commands.add_parser("healthcheck", help="exit 0 if a URL answers 200 (for container health checks)")
     health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")

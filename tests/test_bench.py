@@ -1,0 +1,59 @@
+"""The benchmark keeps working: a few seconds of it, end to end, and its load generator's bounds."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workshop.bench.load import prepare_request, run_load
+from workshop.extras import requirements
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_short_benchmark_run_writes_every_section(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.md"
+    command = [
+        sys.executable, "-m", "workshop", "bench", "--models", "shapes", "--engines", "pytorch", "onnx",
+        "--clients", "1", "2", "--base64-clients", "1", "--seconds", "0.5", "--output", str(output),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = output.read_text()
+    for heading in ("## Goals", "## Engines, in process", "## Same answers?", "## The API under load", "## Cold start"):
+        assert heading in report
+    api_rows = [line for line in report.splitlines() if re.match(r"\| shapes \| (pytorch|onnx) \| (multipart|base64) \|", line)]
+    assert len(api_rows) == 6  # 2 engines x (multipart at 1 and 2 clients + base64 at 1)
+    assert all(row.split("|")[6].strip() == "0" for row in api_rows), "the API gave errors under load"
+    agreement = next(line for line in report.splitlines() if line.startswith("| shapes | onnx | ") and " of " in line)
+    matched, total = re.search(r"(\d+) of (\d+)", agreement).groups()
+    assert matched == total and int(total) > 0
+    assert re.search(r"\| `workshop serve`, onnx engine \| \d+\.\d\d \|", report)
+
+
+def test_the_load_generator_targets_only_loopback_and_stops_on_time(live_server) -> None:
+    request = prepare_request(b"not an image", "multipart")
+    with pytest.raises(ValueError, match="loopback"):
+        run_load("http://192.0.2.1:8000", request, clients=1, seconds=0.1)
+    started = time.perf_counter()
+    summary = run_load(live_server.url, request, clients=2, seconds=0.5)
+    assert time.perf_counter() - started < 5
+    assert summary.count == 0 and summary.errors > 0  # a 422 for every request: counted, never hanging
+    bounded = run_load(live_server.url, request, clients=2, seconds=30, max_requests=5)
+    assert bounded.errors == 5
+
+
+def test_dockerfile_requirements_expand_the_extras() -> None:
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    lean = requirements(pyproject, "serve-lean")
+    full = requirements(pyproject, "serve")
+    assert any(r.startswith("openvino") for r in lean) and not any(r.startswith("torch") for r in lean)
+    assert set(lean) < set(full) and any(r.startswith("torch") for r in full)
+    assert not any(r.startswith("deploy-ml-workshop") for r in full)
+    with pytest.raises(KeyError, match="no extra"):
+        requirements(pyproject, "nope")

@@ -1,0 +1,103 @@
+"""The floor: raw in-process predictions, timed in a process of their own.
+
+Run as ``python -m workshop.bench.floor`` by the benchmark, once per engine, so
+that each engine is timed in a fresh process (PyTorch's idle OpenMP threads
+would otherwise slow the other runtimes down). The engine, weights folder and
+models come from the usual ``WORKSHOP_*`` variables. It times exactly what a
+route does — :func:`workshop.inference.predict_image_bytes`, decoding included —
+and also writes what the agreement check needs: detections on a few pictures
+and the network's raw output on the first one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from workshop.engines.letterbox import letterbox
+from workshop.imaging import decode_image
+from workshop.inference import predict_image_bytes
+from workshop.registry import ModelRegistry
+from workshop.settings import get_settings
+from workshop.bench.stats import LatencySummary
+
+
+def time_predictions(registry: ModelRegistry, model: str, image: bytes, seconds: float, min_calls: int = 5) -> LatencySummary:
+    """Call the route's prediction function back to back for ``seconds`` (at least ``min_calls`` times)."""
+    params = registry.default_parameters()
+    latencies: list[float] = []
+    started = time.perf_counter()
+    while len(latencies) < min_calls or time.perf_counter() - started < seconds:
+        call = time.perf_counter()
+        predict_image_bytes(registry, image, model, params)
+        latencies.append(time.perf_counter() - call)
+    return LatencySummary.of(latencies, time.perf_counter() - started)
+
+
+def raw_network_output(engine: object, image: bytes, size: int) -> np.ndarray:
+    """The network's output before any post-processing, for one picture letterboxed to ``size``."""
+    batch, _ = letterbox(decode_image(image, max_bytes=1 << 30, max_pixels=1 << 30).image, size)
+    if engine.name != "pytorch":  # type: ignore[attr-defined]
+        return engine.run(batch)  # type: ignore[attr-defined]
+    import torch
+
+    network = engine.yolo.model.float().eval()  # type: ignore[attr-defined]
+    with torch.no_grad():
+        output = network(torch.from_numpy(batch))
+    return (output[0] if isinstance(output, (list, tuple)) else output).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--image", required=True, type=Path, help="the picture that is timed")
+    parser.add_argument("--agreement-images", nargs="*", type=Path, default=[])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--output", required=True, type=Path, help="JSON results (and a .npy beside it)")
+    args = parser.parse_args()
+
+    registry = ModelRegistry(get_settings())
+    started = time.perf_counter()
+    loaded = registry.warm_up(args.model)
+    load_seconds = time.perf_counter() - started
+    image = args.image.read_bytes()
+    timing = time_predictions(registry, args.model, image, args.seconds)
+
+    params = registry.default_parameters()
+    detections = {}
+    square = {}
+    for path in args.agreement_images:
+        picture = decode_image(path.read_bytes(), max_bytes=1 << 30, max_pixels=1 << 30).image
+        detections[path.name] = [d.model_dump() for d in loaded.predict(picture, params)]
+        if loaded.engine.name == "pytorch":
+            from workshop.engines.pytorch import PytorchEngine
+
+            squared = PytorchEngine(loaded.yolo, pad_to_square=True).detect(picture, params)
+            square[path.name] = [d.model_dump() for d in squared]
+    size = loaded.engine.image_size
+    if size is None:
+        from workshop.engines.export import trained_image_size
+
+        size = trained_image_size(loaded.yolo)
+    np.save(args.output.with_suffix(".npy"), raw_network_output(loaded.engine, image, size))
+    args.output.write_text(
+        json.dumps(
+            {
+                "engine": loaded.engine.name,
+                "load_seconds": round(load_seconds, 2),
+                "image_size": size,
+                "timing": asdict(timing),
+                "detections": detections,
+                "square_detections": square,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Write the benchmark's results as markdown: machine, goals, engines, agreement, API under load, cold starts."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from workshop.bench.runner import PUBLIC_SIZE_MODEL, BenchResults, ModelResults
+from workshop.bench.stats import LatencySummary
+
+#: The issue's goals, as ratios measured in one run on one machine.
+API_OVERHEAD_GOAL = 1.05  # API p50 at 1 client <= this x raw in-process p50
+THROUGHPUT_GOAL = 1.0  # API throughput at 8 clients >= this x raw sequential throughput
+TAIL_GOAL = 3.0  # p99 <= this x p50 at 8 clients
+ENGINE_SPEEDUP_GOAL = 1.5  # fastest exported engine >= this x PyTorch throughput
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_description() -> list[str]:
+    """CPU, cores, memory and the versions that decide the figures."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        memory = f"{memory_kib / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        memory = "unknown"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = ", ".join(
+        f"{name} {_version(name)}" for name in ("torch", "onnxruntime", "openvino", "ultralytics", "fastapi", "uvicorn")
+    )
+    return [
+        f"- Machine: {cpu}, {cpus} CPUs, {memory} RAM, {platform.system()} {platform.release()}, no GPU used",
+        f"- Python {platform.python_version()}; {versions}",
+    ]
+
+
+def _ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}×" if reference else "n/a"
+
+
+def _table(*columns: str) -> list[str]:
+    """A markdown table's header and separator rows."""
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _level(results: ModelResults, engine: str, encoding: str, clients: int) -> LatencySummary | None:
+    for measured_encoding, measured_clients, summary in results.api.get(engine, []):
+        if measured_encoding == encoding and measured_clients == clients:
+            return summary
+    return None
+
+
+def _floor(results: ModelResults, engine: str) -> dict:
+    return results.floors[engine]["timing"]
+
+
+def goal_rows(results: list[ModelResults]) -> list[str]:
+    rows = _table("Goal", "Model", "Engine", "Measured", "Target", "Met")
+    for outcome in results:
+        for engine in outcome.floors:
+            floor = _floor(outcome, engine)
+            one = _level(outcome, engine, "multipart", 1)
+            eight = _level(outcome, engine, "multipart", 8)
+            if one:
+                ratio = one.p50_ms / floor["p50_ms"]
+                rows.append(f"| API p50 at 1 client ÷ raw p50 | {outcome.model} | {engine} | {ratio:.3f}× "
+                            f"({one.p50_ms:.1f} / {floor['p50_ms']:.1f} ms) | ≤ {API_OVERHEAD_GOAL} | {_met(ratio <= API_OVERHEAD_GOAL)} |")
+            if eight:
+                ratio = eight.throughput / floor["throughput"]
+                rows.append(f"| 8 clients: throughput ÷ raw sequential | {outcome.model} | {engine} | {ratio:.2f}× "
+                            f"({eight.throughput:.1f} / {floor['throughput']:.1f} img/s) | ≥ {THROUGHPUT_GOAL} | {_met(ratio >= THROUGHPUT_GOAL)} |")
+                tail = eight.p99_ms / eight.p50_ms
+                rows.append(f"| 8 clients: p99 ÷ p50, errors | {outcome.model} | {engine} | {tail:.2f}×, {eight.errors} errors "
+                            f"| ≤ {TAIL_GOAL}, 0 | {_met(tail <= TAIL_GOAL and eight.errors == 0)} |")
+        if "pytorch" in outcome.floors and len(outcome.floors) > 1:
+            best = max((e for e in outcome.floors if e != "pytorch"), key=lambda e: _floor(outcome, e)["throughput"])
+            speedup = _floor(outcome, best)["throughput"] / _floor(outcome, "pytorch")["throughput"]
+            agreement = next((a for a in outcome.agreement if a.engine == best), None)
+            agrees = agreement is not None and agreement.agrees
+            rows.append(f"| fastest engine ÷ PyTorch throughput, same answers | {outcome.model} | {best} | {speedup:.2f}×, "
+                        f"{'agrees' if agrees else 'DISAGREES'} | ≥ {ENGINE_SPEEDUP_GOAL} | {_met(speedup >= ENGINE_SPEEDUP_GOAL and agrees)} |")
+    return rows
+
+
+def engine_rows(results: list[ModelResults]) -> list[str]:
+    rows = _table("Model", "Engine", "Input", "p50 ms", "p95 ms", "p99 ms", "img/s", "× PyTorch", "Load s")
+    for outcome in results:
+        reference = outcome.floors.get("pytorch", {}).get("timing", {}).get("throughput", 0)
+        for engine, floor in outcome.floors.items():
+            timing = floor["timing"]
+            size = floor["image_size"]
+            shape = f"{size}² (square)" if engine != "pytorch" else f"{size}, padded to ×32"
+            rows.append(_row(
+                outcome.model, engine, shape, f"{timing['p50_ms']:.1f}", f"{timing['p95_ms']:.1f}",
+                f"{timing['p99_ms']:.1f}", f"{timing['throughput']:.1f}", _ratio(timing["throughput"], reference),
+                f"{floor['load_seconds']:.2f}",
+            ))
+    return rows
+
+
+def agreement_rows(results: list[ModelResults]) -> list[str]:
+    rows = _table(
+        "Model", "Engine", "Boxes matched (PyTorch / engine)", "Max Δ confidence", "Min IoU", "Max Δ raw output (relative)"
+    )
+    for outcome in results:
+        for agreement in outcome.agreement:
+            boxes = f"{agreement.matched} of {agreement.reference_boxes} / {agreement.engine_boxes}"
+            rows.append(_row(
+                outcome.model, agreement.engine, boxes, f"{agreement.max_confidence_delta:.4f}",
+                f"{agreement.min_iou:.3f}", f"{agreement.raw_output_relative_delta:.1e}",
+            ))
+    return rows
+
+
+def api_rows(results: list[ModelResults]) -> list[str]:
+    rows = _table(
+        "Model", "Engine", "Body", "Clients", "Requests", "Errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
+        "p50 ÷ raw p50", "req/s ÷ raw img/s", "p99 ÷ p50",
+    )
+    for outcome in results:
+        for engine, levels in outcome.api.items():
+            floor = _floor(outcome, engine)
+            for encoding, clients, summary in levels:
+                rows.append(_row(
+                    outcome.model, engine, encoding, clients, summary.count, summary.errors, f"{summary.p50_ms:.1f}",
+                    f"{summary.p95_ms:.1f}", f"{summary.p99_ms:.1f}", f"{summary.throughput:.1f}",
+                    _ratio(summary.p50_ms, floor["p50_ms"]), _ratio(summary.throughput, floor["throughput"]),
+                    _ratio(summary.p99_ms, summary.p50_ms),
+                ))
+    return rows
+
+
+def render(results: BenchResults) -> str:
+    """The whole report as markdown."""
+    config = results.config
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{results.command or 'workshop bench'}` on "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, in one run of {results.seconds:.0f} s; "
+        "every ratio compares figures from that run on that machine.",
+        "",
+        *machine_description(),
+        f"- Each load level ran {config.seconds:g} s; each in-process floor ran {config.seconds:g} s in a fresh process.",
+        "",
+        "Pictures: " + "; ".join(f"`{m.model}`: {m.image_description}" for m in results.models) + ". "
+        + (f"`{PUBLIC_SIZE_MODEL}` is the public-size stand-in: YOLO11n built from its YAML (80 classes, 640 px, "
+           "untrained: its weights cannot be downloaded here), so it costs what a COCO model costs and finds nothing."
+           if any(m.model == PUBLIC_SIZE_MODEL for m in results.models) else ""),
+        "",
+        "## Goals",
+        "",
+        *goal_rows(results.models),
+        "",
+        "## Engines, in process",
+        "",
+        "The floor: `predict_image_bytes` (decode + inference + boxes, what a route does) called back to back in one "
+        "process per engine. img/s is sequential throughput.",
+        "",
+        *engine_rows(results.models),
+        "",
+        "## Same answers?",
+        "",
+        "Each exported engine against PyTorch on the same square input: a box matches when the class is equal, "
+        "IoU ≥ 0.9 and confidence within 0.02. Raw output: the largest difference in the network's output tensor on "
+        "the timed picture, relative to its largest value.",
+        "",
+        *agreement_rows(results.models),
+        "",
+        "## The API under load",
+        "",
+        "A real `workshop serve` (uvicorn) on 127.0.0.1, one per model and engine; N clients post the timed picture "
+        "back to back over keep-alive connections (the load generator runs on the same 2 CPUs as the server). "
+        "multipart is `/predict/upload`, base64 is `/predict`.",
+        "",
+        *api_rows(results.models),
+        "",
+        "## Cold start",
+        "",
+        "From launching the server to the first `200` from `/predict/upload` (bundled model, weights on disk, "
+        "exports already cached).",
+        "",
+        *_table("Server", "Seconds"),
+        *[f"| `workshop serve`, {engine} engine | {seconds:.2f} |" for engine, seconds in results.process_cold_starts.items()],
+        *[f"| container `{tag}` | {value if isinstance(value, str) else f'{value:.2f}'} |"
+          for tag, value in results.container_cold_starts.items()],
+        "",
+    ]
+    return "\n".join(lines)

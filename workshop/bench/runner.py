@@ -1,0 +1,168 @@
+"""Run the whole benchmark: engines in process, the API under load, cold starts; then write the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workshop.bench.agreement import Agreement, compare_engines
+from workshop.bench.coldstart import container_cold_start, process_cold_start
+from workshop.bench.load import Encoding, prepare_request, run_load
+from workshop.bench.stats import LatencySummary
+from workshop.engines import ENGINE_NAMES, EngineName
+from workshop.imaging import encode_image
+from workshop.services import start_backend
+
+#: Public-size stand-in: YOLO11n built from its YAML (80 classes, 640 px), since weights cannot be downloaded offline.
+PUBLIC_SIZE_MODEL = "yolo11n"
+PUBLIC_SIZE_ARCHITECTURE = "yolo11n.yaml"
+
+
+@dataclass
+class BenchConfig:
+    """What one benchmark run measures; the defaults are the full run behind docs/benchmarks.md."""
+
+    models: list[str] = field(default_factory=lambda: ["shapes", PUBLIC_SIZE_MODEL])
+    engines: list[EngineName] = field(default_factory=lambda: list(ENGINE_NAMES))
+    clients: list[int] = field(default_factory=lambda: [1, 4, 8, 16])
+    base64_clients: list[int] = field(default_factory=lambda: [1, 8])
+    seconds: float = 5.0  # per load level, and for each in-process floor
+    containers: list[str] = field(default_factory=list)  # image tags whose cold start is measured
+    work_dir: Path | None = None
+
+
+@dataclass
+class ModelResults:
+    """Everything measured for one model."""
+
+    model: str
+    image_description: str
+    floors: dict[str, dict] = field(default_factory=dict)  # engine -> floor worker's JSON
+    api: dict[str, list[tuple[Encoding, int, LatencySummary]]] = field(default_factory=dict)
+    agreement: list[Agreement] = field(default_factory=list)
+
+
+@dataclass
+class BenchResults:
+    config: BenchConfig
+    models: list[ModelResults]
+    process_cold_starts: dict[str, float]
+    container_cold_starts: dict[str, float | str]
+    seconds: float
+    command: str
+
+
+def _model_inputs(model: str, folder: Path) -> tuple[Path, list[Path], str]:
+    """The timed picture, the agreement pictures, and a description, for ``model``."""
+    from workshop.samples import photo, shapes_sample
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if model == PUBLIC_SIZE_MODEL:
+        pictures = []
+        for name in ("cat", "astronaut", "coffee"):
+            path = folder / f"{name}.png"
+            photo(name).save(path)
+            pictures.append(path)
+        return pictures[0], pictures, "scikit-image's cat photo, 451×300"
+    timed = folder / "shapes_timed.png"
+    shapes_sample(seed=3, width=640, height=480).image.save(timed)
+    pictures = []
+    for seed in range(100, 110):
+        path = folder / f"shapes_{seed}.png"
+        shapes_sample(seed=seed).image.save(path)
+        pictures.append(path)
+    return timed, pictures, "a generated shapes picture, 640×480"
+
+
+def _python(args: Sequence[str], env: dict[str, str], timeout: float = 900) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, command: str = "") -> BenchResults:
+    """Measure everything ``config`` asks for, on this machine, in this one run."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="workshop-bench-", dir=config.work_dir) as scratch:
+        work = Path(scratch)
+        env = {
+            "WORKSHOP_WEIGHTS_DIR": str(work / "weights"),
+            "WORKSHOP_OFFLINE": os.environ.get("WORKSHOP_OFFLINE", "1"),
+            "WORKSHOP_PUBLIC_MODELS": "",
+            "YOLO_CONFIG_DIR": str(work / "ultralytics"),
+        }
+        if PUBLIC_SIZE_MODEL in config.models:
+            weights = work / f"{PUBLIC_SIZE_MODEL}.pt"
+            progress(f"building {PUBLIC_SIZE_MODEL} from {PUBLIC_SIZE_ARCHITECTURE} (untrained, offline)")
+            _python(["-c", f"from workshop.yolo_env import import_yolo; import_yolo()({PUBLIC_SIZE_ARCHITECTURE!r}).save({str(weights)!r})"], env)
+            env["WORKSHOP_CUSTOM_MODELS"] = f"{PUBLIC_SIZE_MODEL}={weights}"
+
+        exported = [engine for engine in config.engines if engine != "pytorch"]
+        results = []
+        for model in config.models:
+            timed, pictures, description = _model_inputs(model, work / "images" / model)
+            outcome = ModelResults(model=model, image_description=description)
+            if exported:
+                progress(f"{model}: exporting for {', '.join(exported)}")
+                _python(["-m", "workshop", "export", model, "--engines", *exported], env)
+            for engine in config.engines:
+                progress(f"{model} on {engine}: in-process floor ({config.seconds:g} s)")
+                output = work / f"floor-{model}-{engine}.json"
+                _python(
+                    ["-m", "workshop.bench.floor", "--model", model, "--image", str(timed), "--seconds", str(config.seconds),
+                     "--output", str(output), "--agreement-images", *map(str, pictures)],
+                    {**env, "WORKSHOP_ENGINE": engine},
+                )
+                outcome.floors[engine] = json.loads(output.read_text())
+                outcome.floors[engine]["raw_output_file"] = str(output.with_suffix(".npy"))
+                outcome.api[engine] = _measure_api(config, model, engine, timed.read_bytes(), env, work, progress)
+            outcome.agreement = compare_engines(outcome.floors)
+            results.append(outcome)
+
+        bundled = work / "images" / "cold.png"
+        from workshop.samples import shapes_sample
+
+        bundled.write_bytes(encode_image(shapes_sample(seed=3).image))
+        cold = {}
+        for engine in config.engines:
+            progress(f"cold start of `workshop serve` on {engine}")
+            cold[engine] = round(process_cold_start(bundled.read_bytes(), {**env, "WORKSHOP_ENGINE": engine}), 2)
+        containers: dict[str, float | str] = {}
+        for tag in config.containers:
+            progress(f"cold start of the container {tag}")
+            try:
+                containers[tag] = round(container_cold_start(tag, bundled.read_bytes()), 2)
+            except (subprocess.CalledProcessError, TimeoutError, OSError) as error:
+                containers[tag] = f"not measured: {error}".splitlines()[0]
+    return BenchResults(config, results, cold, containers, round(time.perf_counter() - started, 1), command)
+
+
+def _measure_api(
+    config: BenchConfig, model: str, engine: EngineName, image: bytes, env: dict[str, str], work: Path,
+    progress: Callable[[str], None],
+) -> list[tuple[Encoding, int, LatencySummary]]:
+    levels: list[tuple[Encoding, int]] = [("multipart", clients) for clients in config.clients]
+    levels += [("base64", clients) for clients in config.base64_clients]
+    measured = []
+    server_env = {**env, "WORKSHOP_ENGINE": engine, "WORKSHOP_DEFAULT_MODEL": model}
+    with start_backend(env=server_env, log_dir=work / "logs" / f"{model}-{engine}") as server:
+        for encoding, clients in levels:
+            request = prepare_request(image, encoding)
+            run_load(server.url, request, clients=min(clients, 2), seconds=min(1.0, config.seconds / 2))  # settle
+            summary = run_load(server.url, request, clients=clients, seconds=config.seconds)
+            progress(
+                f"  API {encoding:9} {clients:2} clients: p50 {summary.p50_ms:7.1f} ms, {summary.throughput:6.1f} req/s, "
+                f"{summary.errors} errors"
+            )
+            measured.append((encoding, clients, summary))
+    return measured
