@@ -146,3 +146,52 @@ def test_down_leaves_no_containers_networks_or_volumes(stack: ComposeStack) -> N
     assert stack.leftovers()["containers"]  # up to now, the stack is there
     stack.down()
     assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+
+
+@pytest.fixture(scope="module")
+def lean_image(stack: ComposeStack, docker_build_args: dict[str, str]) -> str:
+    """The lean back-end image, exported from the full image the compose stack built."""
+    tag = "deploy-ml-workshop/backend:lean-test"
+    started = time.perf_counter()
+    run([
+        "docker", "build", "-q", "-f", "backend/Dockerfile.lean", "-t", tag,
+        "--build-arg", f"BASE_IMAGE={docker_build_args['base_image']}",
+        "--build-arg", "FULL_IMAGE=deploy-ml-workshop/backend:test", ".",
+    ], timeout=3600)
+    print(f"\nlean image build: {time.perf_counter() - started:.1f} s")
+    return tag
+
+
+def _image_bytes(tag: str) -> int:
+    return int(run(["docker", "image", "inspect", "--format", "{{.Size}}", tag]).strip())
+
+
+def test_lean_image_serves_without_pytorch(lean_image: str) -> None:
+    config = json.loads(run(["docker", "image", "inspect", lean_image]))[0]["Config"]
+    assert config["User"] == "workshop" and config["Healthcheck"]["Test"][0] == "CMD"
+    no_torch = subprocess.run(
+        ["docker", "run", "--rm", lean_image, "python", "-c", "import torch"], capture_output=True, text=True
+    )
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    full, lean = _image_bytes("deploy-ml-workshop/backend:test"), _image_bytes(lean_image)
+    print(f"\nimage sizes: full {full / 1e6:.0f} MB, lean {lean / 1e6:.0f} MB")
+    assert lean < full / 2
+
+    port = free_port()
+    started = time.perf_counter()
+    container = run(["docker", "run", "-d", "-p", f"127.0.0.1:{port}:8000", lean_image]).strip()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        first_successful_predict(url, timeout=120)
+        print(f"lean container: docker run -> first 200 on /predict: {time.perf_counter() - started:.1f} s")
+        models = {model["name"]: model for model in requests.get(f"{url}/models", timeout=10).json()}
+        assert models["shapes"]["engine"] == "openvino" and models["shapes"]["available"]
+        sample = shapes_sample(seed=4)
+        answer = WorkshopClient(url).predict(sample.image)
+        assert answer.engine == "openvino"
+        assert answer.detections
+        assert {d.class_name for d in answer.detections} <= {shape.class_name for shape in sample.shapes}
+        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+        assert "Traceback" not in logs.stdout + logs.stderr
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
