@@ -18,7 +18,6 @@ from workshop.engines.export import ExportRecord, export_directory, export_model
 from workshop.engines.letterbox import Letterbox, letterbox
 from workshop.engines.postprocess import decode_output, non_max_suppression
 from workshop.imaging import encode_image
-from workshop.model_errors import UnsupportedParameterError
 from workshop.registry import ModelRegistry, ModelUnavailableError, bundled_weights_path
 from workshop.samples import shapes_sample
 from workshop.schemas import Detection
@@ -50,10 +49,8 @@ def _iou(a: Detection, b: Detection) -> float:
 def test_exported_engine_agrees_with_pytorch_on_the_bundled_model(
     engine: str, registries: dict[str, ModelRegistry]
 ) -> None:
-    """Same model, same square input: the same boxes, classes and confidences."""
-    from workshop.engines.pytorch import PytorchEngine
-
-    reference = PytorchEngine(registries["pytorch"].get("shapes").yolo, pad_to_square=True)
+    """Same model, same pictures, as each engine serves them: the same boxes, classes and confidences."""
+    reference = registries["pytorch"].get("shapes").engine
     exported = registries[engine].get("shapes").engine
     params = registries["pytorch"].default_parameters()
     matched = 0
@@ -83,7 +80,7 @@ def test_exported_network_matches_pytorch_on_a_public_size_model(
     weights = cached_public_weights / "yolo11n.pt"
     directory = export_model(weights, "yolo11n", engine, tmp_path)
     runner = EXPORTED_ENGINES[engine](directory, threads=2)
-    batch, _ = letterbox(shapes_sample(seed=4).image, runner.image_size)
+    batch, _ = letterbox(shapes_sample(seed=4, width=640, height=640).image, runner.image_size)
     network = PytorchEngine.load(weights, threads=2).yolo.model.eval()
     with torch.no_grad():
         expected = network(torch.from_numpy(batch))[0].numpy()
@@ -112,12 +109,15 @@ def test_exports_are_cached_next_to_the_weights_and_redone_when_the_weights_chan
     assert ExportRecord.read(directory).source_sha256 != record.source_sha256
 
 
-def test_an_exported_engine_refuses_another_image_size(registries: dict[str, ModelRegistry]) -> None:
-    model = registries["onnx"].get("shapes")
-    params = InferenceParameters(confidence=0.25, iou=0.7, max_detections=10, image_size=640)
-    with pytest.raises(UnsupportedParameterError, match="320"):
-        model.predict(shapes_sample(seed=1).image, params)
-    assert model.predict(shapes_sample(seed=1).image, InferenceParameters(0.25, 0.7, 10, image_size=320))
+def test_an_exported_engine_takes_any_image_size_as_pytorch_does(registries: dict[str, ModelRegistry]) -> None:
+    """Exports have dynamic input shapes: image_size works as on PyTorch (rounded up to a multiple of 32)."""
+    image = shapes_sample(seed=1, width=640, height=480).image
+    for size in (640, 300):  # 300 is rounded up to 320 by both
+        params = InferenceParameters(confidence=0.25, iou=0.7, max_detections=10, image_size=size)
+        expected = registries["pytorch"].get("shapes").predict(image, params)
+        got = registries["onnx"].get("shapes").predict(image, params)
+        assert [d.class_name for d in got] == [d.class_name for d in expected] and got
+        assert max(abs(a.confidence - b.confidence) for a, b in zip(got, expected)) < 0.01
 
 
 def test_the_api_says_which_engine_serves_each_model(weights_dir: Path) -> None:
@@ -132,8 +132,6 @@ def test_the_api_says_which_engine_serves_each_model(weights_dir: Path) -> None:
         answer = client.post("/predict/upload", files={"file": ("s.png", png, "image/png")})
         assert answer.status_code == 200 and answer.json()["engine"] == "openvino"
         assert answer.json()["detections"]
-        refused = client.post("/predict/upload", files={"file": ("s.png", png, "image/png")}, data={"image_size": "640"})
-        assert refused.status_code == 422 and "openvino" in refused.json()["detail"]
         metrics = client.get("/metrics").text
         assert 'workshop_inference_duration_seconds_count{engine="openvino",model="shapes"}' in metrics
 
@@ -168,13 +166,14 @@ def test_without_pytorch_the_reasons_say_what_to_do(monkeypatch: pytest.MonkeyPa
 
 
 def test_letterbox_maps_boxes_back_to_the_picture() -> None:
-    geometry = Letterbox.fit(width=640, height=320, size=320)
-    assert (geometry.scaled_width, geometry.scaled_height, geometry.pad_left, geometry.pad_top) == (320, 160, 0, 80)
-    boxes = geometry.to_picture(np.array([[10.0, 90.0, 50.0, 130.0], [-5.0, 0.0, 400.0, 300.0]]))
+    geometry = Letterbox.fit(width=640, height=300, size=320)  # scaled to 320x150, padded to 320x160
+    assert (geometry.scaled_width, geometry.scaled_height, geometry.input_width, geometry.input_height) == (320, 150, 320, 160)
+    assert (geometry.pad_left, geometry.pad_top) == (0, 5)
+    boxes = geometry.to_picture(np.array([[10.0, 15.0, 50.0, 55.0], [-5.0, 0.0, 400.0, 300.0]]))
     np.testing.assert_allclose(boxes[0], [20.0, 20.0, 100.0, 100.0])
-    np.testing.assert_allclose(boxes[1], [0.0, 0.0, 640.0, 320.0])  # clipped to the picture
-    tensor, _ = letterbox(shapes_sample(seed=1, width=500, height=250).image, 320)
-    assert tensor.shape == (1, 3, 320, 320) and tensor.dtype == np.float32
+    np.testing.assert_allclose(boxes[1], [0.0, 0.0, 640.0, 300.0])  # clipped to the picture
+    tensor, _ = letterbox(shapes_sample(seed=1, width=500, height=240).image, 320)  # 320x154 in 320x160
+    assert tensor.shape == (1, 3, 160, 320) and tensor.dtype == np.float32
     assert tensor[0, :, 0, 0] == pytest.approx(114 / 255)  # grey padding above the picture
 
 
@@ -240,7 +239,7 @@ def test_concurrent_calls_run_side_by_side_with_the_same_answers(engine: str, re
     directory = registries[engine].get("shapes").engine.directory
     runner = EXPORTED_ENGINES[engine](directory, threads=2)
     assert runner.lanes == 2
-    batch, _ = letterbox(shapes_sample(seed=8).image, runner.image_size)
+    batch, _ = letterbox(shapes_sample(seed=8, width=640, height=480).image, runner.image_size)
     wide = runner.run_wide(batch)
     outputs: list[np.ndarray] = []
     barrier = threading.Barrier(2)

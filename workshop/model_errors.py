@@ -21,12 +21,6 @@ class UnknownModelError(ModelError):
     status_code = 422
 
 
-class UnsupportedParameterError(ModelError):
-    """The request asks for something the model's engine cannot do (e.g. another input size)."""
-
-    status_code = 422
-
-
 class ModelUnavailableError(ModelError):
     """The model exists but cannot be served now (no weights and no network, or a load failure)."""
 

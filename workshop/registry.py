@@ -42,7 +42,6 @@ from workshop.model_errors import (
     ModelError,
     ModelUnavailableError,
     UnknownModelError,
-    UnsupportedParameterError,
 )
 from workshop.schemas import Detection, ModelInfo
 from workshop.settings import BUNDLED_MODEL, Settings
@@ -58,7 +57,6 @@ __all__ = [  # the errors are re-exported: callers catch them from here
     "ModelSpec",
     "ModelUnavailableError",
     "UnknownModelError",
-    "UnsupportedParameterError",
     "bundled_weights_path",
 ]
 

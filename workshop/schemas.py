@@ -98,7 +98,7 @@ class ModelInfo(BaseModel):
     default: bool = False
     engine: EngineName = Field(description="The runtime that executes this model.")
     image_size: int | None = Field(
-        None, description="Fixed input size of an exported engine, once loaded; None: any size (PyTorch)."
+        None, description="Input size used when a request names none (the training size); known once loaded."
     )
 
 

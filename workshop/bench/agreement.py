@@ -1,6 +1,7 @@
 """Do the exported engines give the same answers as PyTorch? Speed never at the price of answers.
 
-Compared on the same model and the same square input: every PyTorch box must
+Compared on the same model and the same pictures, as each engine serves them
+(the same letterbox, padded to a multiple of 32): every PyTorch box must
 have a box on the other engine with the same class, an IoU above
 :data:`MIN_IOU` and a confidence within :data:`MAX_CONFIDENCE_DELTA`. The raw
 network outputs on the timed picture are compared too (relative difference),
@@ -55,7 +56,7 @@ def compare_engines(floors: dict[str, dict]) -> list[Agreement]:
             continue
         expected_boxes = got_boxes = matched = 0
         deltas, ious = [0.0], [1.0]
-        for picture, expected in reference["square_detections"].items():
+        for picture, expected in reference["detections"].items():
             remaining = list(floor["detections"].get(picture, []))
             expected_boxes += len(expected)
             got_boxes += len(remaining)

@@ -40,7 +40,7 @@ def time_predictions(registry: ModelRegistry, model: str, image: bytes, seconds:
 
 
 def raw_network_output(engine: object, image: bytes, size: int) -> np.ndarray:
-    """The network's output before any post-processing, for one picture letterboxed to ``size``."""
+    """The network's output before any post-processing, for one picture letterboxed to ``size`` (stride 32)."""
     batch, _ = letterbox(decode_image(image, max_bytes=1 << 30, max_pixels=1 << 30).image, size)
     if engine.name != "pytorch":  # type: ignore[attr-defined]
         return engine.run(batch)  # type: ignore[attr-defined]
@@ -70,20 +70,10 @@ def main() -> None:
 
     params = registry.default_parameters()
     detections = {}
-    square = {}
     for path in args.agreement_images:
         picture = decode_image(path.read_bytes(), max_bytes=1 << 30, max_pixels=1 << 30).image
         detections[path.name] = [d.model_dump() for d in loaded.predict(picture, params)]
-        if loaded.engine.name == "pytorch":
-            from workshop.engines.pytorch import PytorchEngine
-
-            squared = PytorchEngine(loaded.yolo, pad_to_square=True).detect(picture, params)
-            square[path.name] = [d.model_dump() for d in squared]
     size = loaded.engine.image_size
-    if size is None:
-        from workshop.engines.export import trained_image_size
-
-        size = trained_image_size(loaded.yolo)
     np.save(args.output.with_suffix(".npy"), raw_network_output(loaded.engine, image, size))
     args.output.write_text(
         json.dumps(
@@ -93,7 +83,6 @@ def main() -> None:
                 "image_size": size,
                 "timing": asdict(timing),
                 "detections": detections,
-                "square_detections": square,
             }
         )
     )

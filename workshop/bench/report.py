@@ -109,8 +109,7 @@ def engine_rows(results: list[ModelResults]) -> list[str]:
         reference = outcome.floors.get("pytorch", {}).get("timing", {}).get("throughput", 0)
         for engine, floor in outcome.floors.items():
             timing = floor["timing"]
-            size = floor["image_size"]
-            shape = f"{size}² (square)" if engine != "pytorch" else f"{size}, padded to ×32"
+            shape = f"{floor['image_size']}, padded to ×32"
             rows.append(_row(
                 outcome.model, engine, shape, f"{timing['p50_ms']:.1f}", f"{timing['p95_ms']:.1f}",
                 f"{timing['p99_ms']:.1f}", f"{timing['throughput']:.1f}", _ratio(timing["throughput"], reference),
@@ -182,7 +181,7 @@ def render(results: BenchResults) -> str:
         "",
         "## Same answers?",
         "",
-        "Each exported engine against PyTorch on the same square input: a box matches when the class is equal, "
+        "Each exported engine against PyTorch, as each serves the same pictures: a box matches when the class is equal, "
         "IoU ≥ 0.9 and confidence within 0.02. Raw output: the largest difference in the network's output tensor on "
         "the timed picture, relative to its largest value.",
         "",

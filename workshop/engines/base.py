@@ -37,8 +37,8 @@ class Engine(Protocol):
 
     name: EngineName
     class_names: list[str]
-    #: The square input size an exported engine is fixed to; None when any size works (PyTorch).
-    image_size: int | None
+    #: The input size used when a request names none: the size the model was trained at.
+    image_size: int
     #: How many ``detect`` calls may run at the same time.
     lanes: int
 

@@ -1,7 +1,7 @@
 """Engines that run an exported model: ONNX Runtime and OpenVINO.
 
 Both do the same three steps around a different runtime call: letterbox the
-picture into the fixed input (Pillow + NumPy), run the network, decode boxes
+picture into the model input (OpenCV or NumPy), run the network, decode boxes
 and apply NMS (NumPy). Neither imports PyTorch or Ultralytics, so a server that
 only uses them starts faster, uses less memory, and fits in a much smaller image.
 """
@@ -21,7 +21,6 @@ from workshop.engines.base import EngineName, InferenceParameters, detections_fr
 from workshop.engines.export import MODEL_FILES, ExportRecord
 from workshop.engines.letterbox import letterbox
 from workshop.engines.postprocess import decode_output
-from workshop.model_errors import UnsupportedParameterError
 from workshop.schemas import Detection
 
 
@@ -43,7 +42,7 @@ class ExportedEngine:
         self.directory = Path(directory)
         self.record = ExportRecord.read(self.directory)
         self.class_names = list(self.record.class_names)
-        self.image_size: int | None = self.record.image_size
+        self.image_size = self.record.image_size
         self.threads = threads
         self.lanes = threads  # detect() calls that may run at once: one per core
         self._in_flight = 0
@@ -58,7 +57,7 @@ class ExportedEngine:
         raise NotImplementedError
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """The network's raw output for a ``(1, 3, size, size)`` float32 batch: wide when alone, else narrow."""
+        """The network's raw output for a ``(1, 3, height, width)`` float32 batch: wide when alone, else narrow."""
         with self._in_flight_lock:
             alone = self._in_flight == 0
             self._in_flight += 1
@@ -70,13 +69,11 @@ class ExportedEngine:
 
     def detect(self, image: Image.Image | np.ndarray, params: InferenceParameters) -> list[Detection]:
         """Run the exported model on one picture; boxes come back in that picture's pixels."""
-        if params.image_size is not None and params.image_size != self.image_size:
-            raise UnsupportedParameterError(
-                f"This model runs on the {self.name} engine, exported for {self.image_size} px inputs: "
-                f"leave image_size out or set it to {self.image_size}."
-            )
+        stride = self.record.stride
+        # As Ultralytics does: a size that is not a multiple of the stride is rounded up to one.
+        size = -(-(params.image_size or self.image_size) // stride) * stride
         picture = image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))
-        batch, geometry = letterbox(picture, self.record.image_size)
+        batch, geometry = letterbox(picture, size, stride)
         raw = decode_output(
             self.run(batch),
             end2end=self.record.end2end,

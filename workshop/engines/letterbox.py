@@ -1,8 +1,9 @@
-"""Fit a picture into an exported model's square input, and map boxes back to the picture.
+"""Fit a picture into an exported model's input, and map boxes back to the picture.
 
-Exported models take a fixed ``(1, 3, size, size)`` float tensor. Like
-Ultralytics, the picture is scaled to fit without changing its aspect ratio
-and centred on grey (114) padding: a *letterbox*. :class:`Letterbox` keeps the
+Exported models take a ``(1, 3, height, width)`` float tensor. Like
+Ultralytics, the picture is scaled to fit a ``size`` × ``size`` square without
+changing its aspect ratio and centred on grey (114) padding, only as much as
+the network's stride needs: a *letterbox*. :class:`Letterbox` keeps the
 scale and padding so boxes found in the tensor can be put back on the picture.
 The resize is OpenCV's bilinear, exactly as Ultralytics does it, so an exported
 engine sees the same pixels as PyTorch and gives the same answers (Pillow's
@@ -24,18 +25,22 @@ PAD_GREY = 114
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where a picture of ``width`` × ``height`` sits inside the model's square input."""
+    """Where a picture of ``width`` × ``height`` sits inside the model's input of ``input_width`` × ``input_height``."""
 
     width: int
     height: int
     scaled_width: int
     scaled_height: int
-    pad_left: int
-    pad_top: int
+    input_width: int
+    input_height: int
 
     @classmethod
-    def fit(cls, width: int, height: int, size: int) -> Letterbox:
-        """The largest scaled copy that fits ``size`` × ``size``, centred (rounded as Ultralytics rounds)."""
+    def fit(cls, width: int, height: int, size: int, stride: int = 32) -> Letterbox:
+        """The largest scaled copy that fits ``size`` × ``size``, padded only up to a multiple of ``stride``.
+
+        Like Ultralytics on PyTorch ("minimum rectangle"): a 640×480 picture at size 320
+        becomes 320×240 padded to 320×256, not to 320×320; fewer pixels, less work.
+        """
         ratio = min(size / width, size / height)
         scaled_width, scaled_height = max(round(width * ratio), 1), max(round(height * ratio), 1)
         return cls(
@@ -43,9 +48,17 @@ class Letterbox:
             height=height,
             scaled_width=scaled_width,
             scaled_height=scaled_height,
-            pad_left=round((size - scaled_width) / 2 - 0.1),
-            pad_top=round((size - scaled_height) / 2 - 0.1),
+            input_width=-(-scaled_width // stride) * stride,
+            input_height=-(-scaled_height // stride) * stride,
         )
+
+    @property
+    def pad_left(self) -> int:
+        return round((self.input_width - self.scaled_width) / 2 - 0.1)
+
+    @property
+    def pad_top(self) -> int:
+        return round((self.input_height - self.scaled_height) / 2 - 0.1)
 
     def to_picture(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Boxes in model-input pixels -> boxes in picture pixels, clipped to the picture."""
@@ -84,16 +97,18 @@ def resize_bilinear(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, Letterbox]:
-    """The model input for ``image`` (RGB, ``(1, 3, size, size)`` float32 in 0..1) and its geometry."""
-    geometry = Letterbox.fit(image.width, image.height, size)
-    rgb = np.asarray(image.convert("RGB"))
+def letterbox(image: Image.Image, size: int, stride: int = 32) -> tuple[np.ndarray, Letterbox]:
+    """The model input for ``image`` (RGB, ``(1, 3, height, width)`` float32 in 0..1) and its geometry."""
+    geometry = Letterbox.fit(image.width, image.height, size, stride)
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if (geometry.scaled_width, geometry.scaled_height) != (image.width, image.height):
         rgb = resize_bilinear(rgb, geometry.scaled_width, geometry.scaled_height)
-    canvas = np.full((size, size, 3), PAD_GREY, dtype=np.uint8)
+    canvas = np.full((geometry.input_height, geometry.input_width, 3), PAD_GREY, dtype=np.uint8)
     canvas[
         geometry.pad_top : geometry.pad_top + geometry.scaled_height,
         geometry.pad_left : geometry.pad_left + geometry.scaled_width,
     ] = rgb
-    tensor = canvas.transpose(2, 0, 1)[np.newaxis].astype(np.float32) / np.float32(255.0)
-    return np.ascontiguousarray(tensor), geometry
+    # HWC bytes -> NCHW floats in 0..1, in one pass into a contiguous array.
+    tensor = np.empty((1, 3, geometry.input_height, geometry.input_width), dtype=np.float32)
+    np.multiply(canvas.transpose(2, 0, 1), np.float32(1 / 255), out=tensor[0])
+    return tensor, geometry

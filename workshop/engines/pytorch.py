@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from workshop.engines.base import EngineName, InferenceParameters, detections_from_arrays
+from workshop.engines.export import trained_image_size
 from workshop.imaging import to_bgr_array
 from workshop.model_errors import ModelUnavailableError
 from workshop.schemas import Detection
@@ -23,22 +24,18 @@ class PytorchEngine:
     """An Ultralytics ``YOLO`` model on the CPU (or the GPU, when PyTorch sees one)."""
 
     name: EngineName = "pytorch"
-    image_size: int | None = None  # Ultralytics letterboxes to any multiple of 32
     # Ultralytics documents that a model object must not predict from two threads at
     # once, and PyTorch's thread count is per process: one call at a time, every core on it.
     lanes = 1
 
-    def __init__(self, yolo: Any, pad_to_square: bool = False) -> None:
-        """``pad_to_square``: letterbox to the full square, as an export does, instead of
-        padding only to the next multiple of 32 (fewer pixels, so a little faster, and
-        Ultralytics' default). Comparisons between engines use the square."""
+    def __init__(self, yolo: Any) -> None:
         self.yolo = yolo
-        self.pad_to_square = pad_to_square
+        self.image_size = trained_image_size(yolo)
         names = yolo.names
         self.class_names = [names[index] for index in sorted(names)]
 
     @classmethod
-    def load(cls, weights: Path, threads: int, pad_to_square: bool = False) -> PytorchEngine:
+    def load(cls, weights: Path, threads: int) -> PytorchEngine:
         """Load ``weights`` (Ultralytics downloads a public model's missing file to that path)."""
         YOLO = import_yolo()
         import torch
@@ -49,15 +46,13 @@ class PytorchEngine:
         yolo = YOLO(str(weights))
         if getattr(yolo, "task", "detect") != "detect":
             raise ModelUnavailableError(f"{weights.name} is a {yolo.task} model; this API serves detection models.")
-        return cls(yolo, pad_to_square)
+        return cls(yolo)
 
     def detect(self, image: Image.Image | np.ndarray, params: InferenceParameters) -> list[Detection]:
         """Run the model on one picture; boxes come back in that picture's pixels."""
         options: dict[str, Any] = {"conf": params.confidence, "iou": params.iou, "max_det": params.max_detections}
         if params.image_size is not None:
             options["imgsz"] = params.image_size
-        if self.pad_to_square:
-            options["rect"] = False
         bgr = to_bgr_array(image) if isinstance(image, Image.Image) else image
         result = self.yolo.predict(bgr, verbose=False, **options)[0]
         boxes = result.boxes

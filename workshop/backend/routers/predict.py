@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
-from pydantic import ConfigDict, Field
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 
 from workshop.backend.dependencies import RegistryDep, inference_slot
 from workshop.backend.observability import INFERENCE_SECONDS
@@ -29,6 +29,17 @@ router = APIRouter(
 def _observed(response: PredictResponse) -> PredictResponse:
     INFERENCE_SECONDS.labels(response.model, response.engine).observe(response.timing.inference)
     return response
+
+
+def _json(answer: BaseModel) -> Response:
+    """The answer as JSON, written by pydantic's serializer in one step.
+
+    Returning the model itself would make FastAPI dump it to a dict, validate that
+    dict again and encode it: measured at a few tenths of a millisecond per request,
+    a tenth of the whole API overhead. The routes still declare their response model,
+    so the OpenAPI schema and /docs are unchanged.
+    """
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 class UploadForm(PredictionParameters):
@@ -63,39 +74,41 @@ def _predict_batch(
     )
 
 
-@router.post("", summary="Detect objects in one base64 image")
-def predict(request: PredictRequest, registry: RegistryDep) -> PredictResponse:
+@router.post("", summary="Detect objects in one base64 image", response_model=PredictResponse)
+def predict(request: PredictRequest, registry: RegistryDep) -> Response:
     """The original lab's route: ``{"model": name, "image": base64}`` in, detections out."""
     data = decode_base64(request.image, registry.settings.max_upload_bytes)
-    return _observed(predict_image_bytes(registry, data, request.model, resolve_parameters(registry, request)))
+    return _json(_observed(predict_image_bytes(registry, data, request.model, resolve_parameters(registry, request))))
 
 
-@router.post("/upload", summary="Detect objects in one uploaded image file")
+@router.post("/upload", summary="Detect objects in one uploaded image file", response_model=PredictResponse)
 def predict_upload(
     file: Annotated[UploadFile, File(description="An image file: png, jpeg, webp, tiff, bmp...")],
     form: Annotated[UploadForm, Form()],
     registry: RegistryDep,
-) -> PredictResponse:
+) -> Response:
     """Multipart upload, as a browser or ``curl -F file=@cat.jpg`` sends it."""
     data = _read_upload(file, registry.settings.max_upload_bytes)
-    return _observed(predict_image_bytes(registry, data, form.model, resolve_parameters(registry, form)))
+    return _json(_observed(predict_image_bytes(registry, data, form.model, resolve_parameters(registry, form))))
 
 
-@router.post("/batch", summary="Detect objects in several base64 images")
-def predict_batch(request: BatchPredictRequest, registry: RegistryDep) -> BatchPredictResponse:
+@router.post("/batch", summary="Detect objects in several base64 images", response_model=BatchPredictResponse)
+def predict_batch(request: BatchPredictRequest, registry: RegistryDep) -> Response:
     """Several images, one model, one set of parameters; results in the order sent."""
     _check_batch_size(registry, len(request.images))
     images = [decode_base64(image, registry.settings.max_upload_bytes) for image in request.images]
-    return _predict_batch(registry, images, request.model, resolve_parameters(registry, request))
+    return _json(_predict_batch(registry, images, request.model, resolve_parameters(registry, request)))
 
 
-@router.post("/batch/upload", summary="Detect objects in several uploaded image files")
+@router.post(
+    "/batch/upload", summary="Detect objects in several uploaded image files", response_model=BatchPredictResponse
+)
 def predict_batch_upload(
     files: Annotated[list[UploadFile], File(description="Image files, several 'files' fields.")],
     form: Annotated[UploadForm, Form()],
     registry: RegistryDep,
-) -> BatchPredictResponse:
+) -> Response:
     """Multipart batch: ``curl -F files=@a.jpg -F files=@b.png``."""
     _check_batch_size(registry, len(files))
     images = [_read_upload(upload, registry.settings.max_upload_bytes) for upload in files]
-    return _predict_batch(registry, images, form.model, resolve_parameters(registry, form))
+    return _json(_predict_batch(registry, images, form.model, resolve_parameters(registry, form)))
