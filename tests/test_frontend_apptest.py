@@ -96,6 +96,16 @@ def test_a_file_that_is_not_an_image_is_refused_before_sending(live_server: Back
     assert app.button(key="predict").disabled
 
 
+def test_a_picture_over_the_pixel_limit_is_refused_before_sending(
+    live_server: BackgroundService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The front-end checks uploads with the same WORKSHOP_ limits as the back-end."""
+    monkeypatch.setenv("WORKSHOP_MAX_PIXELS", "10000")
+    app = upload(new_app(live_server.url), ("big.png", encode_image(shapes_sample(seed=1, width=200, height=100).image)))
+    assert any("big.png is not an image this app can use" in e and "limit of 10000 pixels" in e for e in errors(app))
+    assert app.button(key="predict").disabled
+
+
 def test_test_mode_answers_without_a_backend() -> None:
     app = new_app(f"http://127.0.0.1:{free_port()}")
     app.toggle(key="test_mode").set_value(True).run()

@@ -130,8 +130,12 @@ def model_choices(client: WorkshopClient, test_mode: bool) -> list[str]:
 
 
 # ------------------------------------------------------------------ inputs
-def input_images() -> list[InputImage]:
-    """The images the student chose, decoded; a message for each file that is not an image."""
+def input_images(settings: Settings) -> list[InputImage]:
+    """The images the student chose, decoded; a message for each file that is not an image.
+
+    The limits are the back-end's own settings (same WORKSHOP_ variables), so a file the
+    back-end would refuse is refused here, before it is sent.
+    """
     source = st.radio("Image source", ["Upload", "Sample"], horizontal=True, key="source")
     files: list[tuple[str, bytes]]
     if source == "Upload":
@@ -143,7 +147,7 @@ def input_images() -> list[InputImage]:
     images = []
     for name, data in files:
         try:
-            decoded = decode_image(data, max_bytes=50 * 1024 * 1024, max_pixels=100_000_000)
+            decoded = decode_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         except ImageError as error:
             st.error(f"{name} is not an image this app can use: {error}")
             continue
@@ -213,7 +217,7 @@ def main() -> None:
 
     st.title("YOLO object detection")
     st.caption("Upload an image or pick a sample, choose a model, press Predict.")
-    images = input_images()
+    images = input_images(settings)
     models = model_choices(client, test_mode)
     # No selectbox while the list is empty: an empty one would keep "no model" even after the URL is fixed.
     model = st.selectbox("Model", models, key="model") if models else None
