@@ -192,7 +192,11 @@ def test_lean_image_serves_without_pytorch(lean_image: str) -> None:
     container = run(["docker", "run", "-d", "-p", f"127.0.0.1:{port}:8000", lean_image]).strip()
     try:
         url = f"http://127.0.0.1:{port}"
-        first_successful_predict(url, timeout=120)
+        try:
+            first_successful_predict(url, timeout=120)
+        except Exception:
+            print(subprocess.run(["docker", "logs", container], capture_output=True, text=True).stderr[-5000:])
+            raise
         print(f"lean container: docker run -> first 200 on /predict: {time.perf_counter() - started:.1f} s")
         models = {model["name"]: model for model in requests.get(f"{url}/models", timeout=10).json()}
         assert models["shapes"]["engine"] == "openvino" and models["shapes"]["available"]

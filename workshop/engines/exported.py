@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-import queue
 import threading
 
 import numpy as np
@@ -33,7 +32,8 @@ class ExportedEngine:
     side by side ("narrow": 2 x 1 core gave 1.1-1.3x the throughput of 1 x 2 cores,
     because splitting one small inference across cores wastes time in hand-offs).
     So a call runs wide when it is the only one in flight and narrow otherwise,
-    and up to ``lanes`` (one per core) calls may run at once.
+    and up to ``lanes`` (one per core) calls may run at once. An engine that cannot
+    run calls side by side safely sets ``lanes`` to 1.
     """
 
     name: ClassVar[EngineName]
@@ -116,7 +116,14 @@ class OnnxRuntimeEngine(ExportedEngine):
 
 
 class OpenVinoEngine(ExportedEngine):
-    """An OpenVINO export compiled for the CPU, tuned for the latency of one picture at a time."""
+    """An OpenVINO export compiled for the CPU, one picture at a time on every core.
+
+    No narrow lanes here: with dynamic shapes, each OpenVINO request specialises itself
+    for a new picture size on its first inference, and several requests doing that at
+    once can deadlock the CPU plugin's thread pool on a small machine: reported upstream
+    (ultralytics/ultralytics#25923, which went back to one synchronous request), and
+    the likely cause of a lean container that once never answered in this project's CI.
+    """
 
     name: ClassVar[EngineName] = "openvino"
 
@@ -124,28 +131,25 @@ class OpenVinoEngine(ExportedEngine):
         super().__init__(directory, threads)
         import openvino
 
-        core = openvino.Core()
-        model = str(self.directory / MODEL_FILES["openvino"])
-        # On CPUs with AVX512-BF16 OpenVINO defaults to bfloat16, which changes the answers
-        # slightly and, measured on such a CPU, was ~1.5x slower than float32.
-        precision = {"INFERENCE_PRECISION_HINT": "f32"}
-        wide = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **precision})
-        self.wide_request = wide.create_infer_request()
-        # Narrow: one stream (one thread) per core, one request object per stream.
-        narrow = core.compile_model(model, "CPU", {"NUM_STREAMS": threads, "INFERENCE_NUM_THREADS": threads, **precision})
-        self.narrow_requests: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(threads):
-            self.narrow_requests.put(narrow.create_infer_request())
+        compiled = openvino.Core().compile_model(
+            str(self.directory / MODEL_FILES["openvino"]),
+            "CPU",
+            {
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": threads,
+                # On CPUs with AVX512-BF16 OpenVINO defaults to bfloat16, which changes the
+                # answers slightly and, measured on such a CPU, was ~1.5x slower than float32.
+                "INFERENCE_PRECISION_HINT": "f32",
+            },
+        )
+        self.request = compiled.create_infer_request()
+        self.lanes = 1
 
     def run_wide(self, batch: np.ndarray) -> np.ndarray:
-        return self.wide_request.infer({0: batch})[0]
+        return self.request.infer({0: batch})[0]
 
     def run_narrow(self, batch: np.ndarray) -> np.ndarray:
-        request = self.narrow_requests.get()  # never waits: at most `lanes` calls are in flight
-        try:
-            return request.infer({0: batch})[0]
-        finally:
-            self.narrow_requests.put(request)
+        return self.run_wide(batch)  # never used: one lane, so every call is alone
 
 
 EXPORTED_ENGINES: dict[EngineName, type[ExportedEngine]] = {"onnx": OnnxRuntimeEngine, "openvino": OpenVinoEngine}
