@@ -88,7 +88,7 @@ def goal_rows(results: list[ModelResults]) -> list[str]:
                             f"({one.p50_ms:.1f} / {floor['p50_ms']:.1f} ms) | ≤ {API_OVERHEAD_GOAL} | {_met(ratio <= API_OVERHEAD_GOAL)} |")
             if eight:
                 ratio = eight.throughput / floor["throughput"]
-                rows.append(f"| 8 clients: throughput ÷ raw sequential | {outcome.model} | {engine} | {ratio:.2f}× "
+                rows.append(f"| 8 clients: throughput ÷ raw sequential | {outcome.model} | {engine} | {ratio:.3f}× "
                             f"({eight.throughput:.1f} / {floor['throughput']:.1f} img/s) | ≥ {THROUGHPUT_GOAL} | {_met(ratio >= THROUGHPUT_GOAL)} |")
                 tail = eight.p99_ms / eight.p50_ms
                 rows.append(f"| 8 clients: p99 ÷ p50, errors | {outcome.model} | {engine} | {tail:.2f}×, {eight.errors} errors "
