@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from workshop.bench.load import prepare_request, run_load
+from workshop.bench.report import floor_reference, goal_rows
+from workshop.bench.runner import ModelResults
+from workshop.bench.stats import LatencySummary
 from workshop.extras import requirements
 
 pytestmark = pytest.mark.slow
@@ -34,6 +37,17 @@ def test_a_short_benchmark_run_writes_every_section(tmp_path: Path) -> None:
     matched, total = re.search(r"(\d+) of (\d+)", agreement).groups()
     assert matched == total and int(total) > 0
     assert re.search(r"\| `workshop serve`, onnx engine \| \d+\.\d\d \|", report)
+    assert re.search(r"API p50 at 1 client .* floor \d+\.\d before, \d+\.\d after\)", report)
+
+
+def test_the_api_is_compared_with_the_mean_of_the_floors_before_and_after_it() -> None:
+    outcome = ModelResults(model="shapes", image_description="")
+    outcome.floors["onnx"] = {"timing": {"p50_ms": 10.0, "throughput": 100.0}}
+    outcome.floors_after["onnx"] = {"p50_ms": 14.0, "throughput": 60.0}
+    outcome.api["onnx"] = [("multipart", 1, LatencySummary.of([0.0132] * 10, 0.132))]
+    assert floor_reference(outcome, "onnx") == {"p50_ms": 12.0, "throughput": 80.0}
+    row = next(row for row in goal_rows([outcome]) if row.startswith("| API p50"))
+    assert "1.100×" in row and "floor 10.0 before, 14.0 after" in row and "**no**" in row
 
 
 def test_the_load_generator_targets_only_loopback_and_stops_on_time(live_server) -> None:

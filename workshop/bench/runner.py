@@ -44,7 +44,8 @@ class ModelResults:
 
     model: str
     image_description: str
-    floors: dict[str, dict] = field(default_factory=dict)  # engine -> floor worker's JSON
+    floors: dict[str, dict] = field(default_factory=dict)  # engine -> floor worker's JSON, before the API
+    floors_after: dict[str, dict] = field(default_factory=dict)  # engine -> floor timing, after the API
     api: dict[str, list[tuple[Encoding, int, LatencySummary]]] = field(default_factory=dict)
     agreement: list[Agreement] = field(default_factory=list)
 
@@ -90,6 +91,17 @@ def _python(args: Sequence[str], env: dict[str, str], timeout: float = 900) -> s
     return result.stdout
 
 
+def _time_floor(model: str, timed: Path, pictures: list[Path], seconds: float, env: dict[str, str], stem: Path) -> dict:
+    """Raw in-process predictions in a fresh process (workshop.bench.floor): its JSON, and where its raw output is."""
+    output = stem.with_suffix(".json")
+    _python(
+        ["-m", "workshop.bench.floor", "--model", model, "--image", str(timed), "--seconds", str(seconds),
+         "--output", str(output), "--agreement-images", *map(str, pictures)],
+        env,
+    )
+    return {**json.loads(output.read_text()), "raw_output_file": str(output.with_suffix(".npy"))}
+
+
 def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, command: str = "") -> BenchResults:
     """Measure everything ``config`` asks for, on this machine, in this one run."""
     started = time.perf_counter()
@@ -116,16 +128,17 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
                 progress(f"{model}: exporting for {', '.join(exported)}")
                 _python(["-m", "workshop", "export", model, "--engines", *exported], env)
             for engine in config.engines:
+                # The floor is timed before and after the API and the goals compare with the mean of
+                # the two: on a shared VM the CPU's speed drifts over a run, and bracketing cancels
+                # a steady drift that would otherwise land on one side of the ratio.
+                floor_env = {**env, "WORKSHOP_ENGINE": engine}
                 progress(f"{model} on {engine}: in-process floor ({config.seconds:g} s)")
-                output = work / f"floor-{model}-{engine}.json"
-                _python(
-                    ["-m", "workshop.bench.floor", "--model", model, "--image", str(timed), "--seconds", str(config.seconds),
-                     "--output", str(output), "--agreement-images", *map(str, pictures)],
-                    {**env, "WORKSHOP_ENGINE": engine},
-                )
-                outcome.floors[engine] = json.loads(output.read_text())
-                outcome.floors[engine]["raw_output_file"] = str(output.with_suffix(".npy"))
+                outcome.floors[engine] = _time_floor(model, timed, pictures, config.seconds, floor_env, work / f"floor-{model}-{engine}")
                 outcome.api[engine] = _measure_api(config, model, engine, timed.read_bytes(), env, work, progress)
+                progress(f"{model} on {engine}: in-process floor again ({config.seconds:g} s)")
+                outcome.floors_after[engine] = _time_floor(
+                    model, timed, [], config.seconds, floor_env, work / f"floor-{model}-{engine}-after"
+                )["timing"]
             outcome.agreement = compare_engines(outcome.floors)
             results.append(outcome)
 
