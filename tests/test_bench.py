@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from workshop.bench.load import prepare_request, run_load
-from workshop.bench.report import floor_reference, goal_rows
-from workshop.bench.runner import ModelResults
+from workshop.bench.report import goal_ratios, goal_rows
+from workshop.bench.runner import ModelResults, PairedRound
 from workshop.bench.stats import LatencySummary
 from workshop.extras import requirements
 
@@ -37,17 +37,25 @@ def test_a_short_benchmark_run_writes_every_section(tmp_path: Path) -> None:
     matched, total = re.search(r"(\d+) of (\d+)", agreement).groups()
     assert matched == total and int(total) > 0
     assert re.search(r"\| `workshop serve`, onnx engine \| \d+\.\d\d \|", report)
-    assert re.search(r"API p50 at 1 client .* floor \d+\.\d before, \d+\.\d after\)", report)
+    assert re.search(r"\| API p50 at 1 client ÷ raw p50 \| shapes \| onnx \| \d\.\d{3}× \(median of 3 rounds: ", report)
 
 
-def test_the_api_is_compared_with_the_mean_of_the_floors_before_and_after_it() -> None:
+def test_the_goals_use_the_median_of_the_paired_rounds() -> None:
+    def summary(p50_ms: float, throughput: float) -> LatencySummary:
+        return LatencySummary(count=10, errors=0, p50_ms=p50_ms, p95_ms=p50_ms, p99_ms=p50_ms, throughput=throughput)
+
     outcome = ModelResults(model="shapes", image_description="")
     outcome.floors["onnx"] = {"timing": {"p50_ms": 10.0, "throughput": 100.0}}
-    outcome.floors_after["onnx"] = {"p50_ms": 14.0, "throughput": 60.0}
-    outcome.api["onnx"] = [("multipart", 1, LatencySummary.of([0.0132] * 10, 0.132))]
-    assert floor_reference(outcome, "onnx") == {"p50_ms": 12.0, "throughput": 80.0}
-    row = next(row for row in goal_rows([outcome]) if row.startswith("| API p50"))
-    assert "1.100×" in row and "floor 10.0 before, 14.0 after" in row and "**no**" in row
+    outcome.rounds["onnx"] = [
+        PairedRound(floor=summary(10.0, 100.0), one_client=summary(10.2, 98.0), eight_clients=summary(80.0, 104.0)),
+        PairedRound(floor=summary(14.0, 70.0), one_client=summary(14.0, 71.0), eight_clients=summary(110.0, 73.5)),
+        PairedRound(floor=summary(10.0, 100.0), one_client=summary(13.0, 77.0), eight_clients=summary(90.0, 90.0)),
+    ]
+    latency, throughput = goal_ratios(outcome, "onnx")
+    assert latency == pytest.approx([1.02, 1.0, 1.3]) and throughput == pytest.approx([1.04, 1.05, 0.9])
+    rows = goal_rows([outcome])
+    assert "| 1.020× (median of 3 rounds: 1.020, 1.000, 1.300) | ≤ 1.05 | yes |" in rows[2]
+    assert "| 1.040× (median of 3 rounds: 1.040, 1.050, 0.900) | ≥ 1.0 | yes |" in rows[3]
 
 
 def test_the_load_generator_targets_only_loopback_and_stops_on_time(live_server) -> None:

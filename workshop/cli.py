@@ -180,7 +180,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     config = BenchConfig(
         models=args.models, engines=args.engines, clients=args.clients, base64_clients=args.base64_clients,
-        seconds=args.seconds, containers=args.containers,
+        seconds=args.seconds, goal_rounds=args.rounds, containers=args.containers,
     )
     command = "workshop bench" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
     report = render(run_benchmark(config, progress=lambda line: print(line, flush=True), command=command))
@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", nargs="+", type=int, default=[1, 4, 8, 16], help="concurrent clients, multipart")
     bench.add_argument("--base64-clients", nargs="*", type=int, default=[1, 8], help="concurrent clients, base64 JSON")
     bench.add_argument("--seconds", type=float, default=5.0, help="duration of each load level and floor")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="paired rounds (floor, 1 client, 8 clients) behind the goals; 0 for none")
     bench.add_argument("--containers", nargs="*", default=[], help="image tags whose cold start to measure")
     bench.add_argument("--output", default="docs/benchmarks.md")
     bench.set_defaults(handler=_bench)

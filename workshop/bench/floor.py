@@ -7,12 +7,20 @@ models come from the usual ``WORKSHOP_*`` variables. It times exactly what a
 route does — :func:`workshop.inference.predict_image_bytes`, decoding included —
 and also writes what the agreement check needs: detections on a few pictures
 and the network's raw output on the first one.
+
+With ``--rounds`` the process then stays up and times the picture again each
+time the benchmark asks (:class:`FloorWorker`), so that the floor and the API
+can be measured in alternation, a few seconds apart, on a machine whose speed drifts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -52,6 +60,59 @@ def raw_network_output(engine: object, image: bytes, size: int) -> np.ndarray:
     return (output[0] if isinstance(output, (list, tuple)) else output).numpy()
 
 
+#: What the worker prints before each line meant for the benchmark (libraries may print too).
+_ROUND_MARK = "floor-round "
+
+
+class FloorWorker:
+    """The benchmark's handle on a floor process started with ``--rounds``: time the picture again on demand."""
+
+    def __init__(self, arguments: list[str], env: dict[str, str], log: Path) -> None:
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workshop.bench.floor", *arguments, "--rounds"],
+            env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )
+        self._read(limit=900)  # the first line says the first timing is done and its JSON written
+
+    def _read(self, limit: float) -> str:
+        """The worker's next line for the benchmark; the worker is killed if it takes more than ``limit`` seconds."""
+        assert self.process.stdout is not None
+        watchdog = threading.Timer(limit, self.process.kill)
+        watchdog.start()
+        try:
+            for line in self.process.stdout:
+                if line.startswith(_ROUND_MARK):
+                    return line[len(_ROUND_MARK):]
+        finally:
+            watchdog.cancel()
+        self.close()
+        raise RuntimeError(f"the floor worker stopped (exit {self.process.returncode}); see {self._log.name}")
+
+    def time(self, seconds: float) -> LatencySummary:
+        """Back-to-back predictions for ``seconds``, timed now."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{seconds}\n")
+        self.process.stdin.flush()
+        return LatencySummary(**json.loads(self._read(limit=seconds * 10 + 60)))
+
+    def close(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()  # end of input: the worker exits
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    def __enter__(self) -> FloorWorker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -59,6 +120,7 @@ def main() -> None:
     parser.add_argument("--agreement-images", nargs="*", type=Path, default=[])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--output", required=True, type=Path, help="JSON results (and a .npy beside it)")
+    parser.add_argument("--rounds", action="store_true", help="then time again for each number of seconds read on stdin")
     args = parser.parse_args()
 
     registry = ModelRegistry(get_settings())
@@ -86,6 +148,11 @@ def main() -> None:
             }
         )
     )
+    if args.rounds:
+        print(_ROUND_MARK + "ready", flush=True)
+        for line in sys.stdin:
+            again = time_predictions(registry, args.model, image, float(line))
+            print(_ROUND_MARK + json.dumps(asdict(again)), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from workshop.bench.agreement import Agreement, compare_engines
 from workshop.bench.coldstart import container_cold_start, process_cold_start
-from workshop.bench.load import Encoding, prepare_request, run_load
+from workshop.bench.floor import FloorWorker
+from workshop.bench.load import Encoding, PreparedRequest, prepare_request, run_load
 from workshop.bench.stats import LatencySummary
 from workshop.engines import ENGINE_NAMES, EngineName
 from workshop.imaging import encode_image
@@ -34,8 +35,20 @@ class BenchConfig:
     clients: list[int] = field(default_factory=lambda: [1, 4, 8, 16])
     base64_clients: list[int] = field(default_factory=lambda: [1, 8])
     seconds: float = 5.0  # per load level, and for each in-process floor
+    # Floor, 1 client and 8 clients measured in alternation, half as long each, this many times:
+    # the goals use the median ratio, since on a shared VM the CPU's speed drifts within a run.
+    goal_rounds: int = 3
     containers: list[str] = field(default_factory=list)  # image tags whose cold start is measured
     work_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class PairedRound:
+    """The figures the goals compare, measured one after the other within a few seconds."""
+
+    floor: LatencySummary
+    one_client: LatencySummary
+    eight_clients: LatencySummary
 
 
 @dataclass
@@ -45,7 +58,7 @@ class ModelResults:
     model: str
     image_description: str
     floors: dict[str, dict] = field(default_factory=dict)  # engine -> floor worker's JSON, before the API
-    floors_after: dict[str, dict] = field(default_factory=dict)  # engine -> floor timing, after the API
+    rounds: dict[str, list[PairedRound]] = field(default_factory=dict)  # engine -> the goals' paired rounds
     api: dict[str, list[tuple[Encoding, int, LatencySummary]]] = field(default_factory=dict)
     agreement: list[Agreement] = field(default_factory=list)
 
@@ -91,17 +104,6 @@ def _python(args: Sequence[str], env: dict[str, str], timeout: float = 900) -> s
     return result.stdout
 
 
-def _time_floor(model: str, timed: Path, pictures: list[Path], seconds: float, env: dict[str, str], stem: Path) -> dict:
-    """Raw in-process predictions in a fresh process (workshop.bench.floor): its JSON, and where its raw output is."""
-    output = stem.with_suffix(".json")
-    _python(
-        ["-m", "workshop.bench.floor", "--model", model, "--image", str(timed), "--seconds", str(seconds),
-         "--output", str(output), "--agreement-images", *map(str, pictures)],
-        env,
-    )
-    return {**json.loads(output.read_text()), "raw_output_file": str(output.with_suffix(".npy"))}
-
-
 def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, command: str = "") -> BenchResults:
     """Measure everything ``config`` asks for, on this machine, in this one run."""
     started = time.perf_counter()
@@ -128,17 +130,17 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
                 progress(f"{model}: exporting for {', '.join(exported)}")
                 _python(["-m", "workshop", "export", model, "--engines", *exported], env)
             for engine in config.engines:
-                # The floor is timed before and after the API and the goals compare with the mean of
-                # the two: on a shared VM the CPU's speed drifts over a run, and bracketing cancels
-                # a steady drift that would otherwise land on one side of the ratio.
-                floor_env = {**env, "WORKSHOP_ENGINE": engine}
                 progress(f"{model} on {engine}: in-process floor ({config.seconds:g} s)")
-                outcome.floors[engine] = _time_floor(model, timed, pictures, config.seconds, floor_env, work / f"floor-{model}-{engine}")
-                outcome.api[engine] = _measure_api(config, model, engine, timed.read_bytes(), env, work, progress)
-                progress(f"{model} on {engine}: in-process floor again ({config.seconds:g} s)")
-                outcome.floors_after[engine] = _time_floor(
-                    model, timed, [], config.seconds, floor_env, work / f"floor-{model}-{engine}-after"
-                )["timing"]
+                output = work / f"floor-{model}-{engine}.json"
+                arguments = ["--model", model, "--image", str(timed), "--seconds", str(config.seconds),
+                             "--output", str(output), "--agreement-images", *map(str, pictures)]
+                log = work / "logs" / f"floor-{model}-{engine}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with FloorWorker(arguments, {**env, "WORKSHOP_ENGINE": engine}, log) as floor:
+                    outcome.floors[engine] = {**json.loads(output.read_text()), "raw_output_file": str(output.with_suffix(".npy"))}
+                    outcome.api[engine], outcome.rounds[engine] = _measure_api(
+                        config, model, engine, timed.read_bytes(), env, work, progress, floor
+                    )
             outcome.agreement = compare_engines(outcome.floors)
             results.append(outcome)
 
@@ -162,8 +164,9 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
 
 def _measure_api(
     config: BenchConfig, model: str, engine: EngineName, image: bytes, env: dict[str, str], work: Path,
-    progress: Callable[[str], None],
-) -> list[tuple[Encoding, int, LatencySummary]]:
+    progress: Callable[[str], None], floor: FloorWorker,
+) -> tuple[list[tuple[Encoding, int, LatencySummary]], list[PairedRound]]:
+    """Every load level once, then the goals' paired rounds against ``floor``."""
     levels: list[tuple[Encoding, int]] = [("multipart", clients) for clients in config.clients]
     levels += [("base64", clients) for clients in config.base64_clients]
     measured = []
@@ -178,4 +181,27 @@ def _measure_api(
                 f"{summary.errors} errors"
             )
             measured.append((encoding, clients, summary))
-    return measured
+        rounds = _paired_rounds(config, server.url, prepare_request(image, "multipart"), floor, progress)
+    return measured, rounds
+
+
+def _paired_rounds(
+    config: BenchConfig, url: str, request: PreparedRequest, floor: FloorWorker, progress: Callable[[str], None]
+) -> list[PairedRound]:
+    """Floor, 1 client and 8 clients, one after the other; the order flips every round so that a drift cancels out."""
+    seconds = config.seconds / 2
+    measure: dict[str, Callable[[], LatencySummary]] = {
+        "floor": lambda: floor.time(seconds),
+        "one_client": lambda: run_load(url, request, clients=1, seconds=seconds),
+        "eight_clients": lambda: run_load(url, request, clients=8, seconds=seconds),
+    }
+    rounds = []
+    for number in range(config.goal_rounds):
+        order = list(measure) if number % 2 == 0 else list(reversed(measure))
+        paired = PairedRound(**{name: measure[name]() for name in order})
+        progress(
+            f"  round {number + 1}: API p50 ÷ floor p50 {paired.one_client.p50_ms / paired.floor.p50_ms:.3f}, "
+            f"8 clients ÷ floor throughput {paired.eight_clients.throughput / paired.floor.throughput:.3f}"
+        )
+        rounds.append(paired)
+    return rounds
