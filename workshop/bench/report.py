@@ -83,8 +83,8 @@ def goal_ratios(results: ModelResults, engine: str) -> tuple[list[float], list[f
     """
     if results.rounds.get(engine):
         return (
-            [r.one_client.p50_ms / r.floor.p50_ms for r in results.rounds[engine]],
-            [r.eight_clients.throughput / r.floor.throughput for r in results.rounds[engine]],
+            [paired.latency_ratio for paired in results.rounds[engine]],
+            [paired.throughput_ratio for paired in results.rounds[engine]],
         )
     floor, one, eight = _floor(results, engine), _level(results, engine, "multipart", 1), _level(results, engine, "multipart", 8)
     return (
@@ -185,10 +185,13 @@ def render(results: BenchResults) -> str:
         *machine_description(),
         f"- Each load level ran {config.seconds:g} s; each in-process floor ran {config.seconds:g} s in a fresh process "
         "that stayed up for the goals' rounds.",
-        f"- Goals: the floor, the API at 1 client and the API at 8 clients were measured one after the other, "
-        f"{config.seconds / 2:g} s each, {config.goal_rounds} times (the order flips every round); each goal is the "
-        "median of those rounds' ratios. On a shared 2-vCPU VM the CPU's speed drifts by up to ±20 % within a run, "
-        "so a ratio of figures taken minutes apart, as in the tables below, says less than these paired rounds.",
+        *([f"- Goals: the floor, the API at 1 client and the API at 8 clients were measured one after the other, "
+           f"{config.seconds / 2:g} s each, {config.goal_rounds} times (the order flips every round); each goal is the "
+           "median of those rounds' ratios. On a shared 2-vCPU VM the CPU's speed drifts by up to ±20 % within a run, "
+           "so a ratio of figures taken minutes apart, as in the tables below, says less than these paired rounds."]
+          if config.goal_rounds else
+          ["- Goals: no paired rounds (`--rounds 0`); each goal compares figures from the tables below, taken minutes "
+           "apart, which on a shared VM can differ by ±20 % from drift alone."]),
         "",
         "Pictures: " + "; ".join(f"`{m.model}`: {m.image_description}" for m in results.models) + ". "
         + (f"`{PUBLIC_SIZE_MODEL}` is the public-size stand-in: YOLO11n built from its YAML (80 classes, 640 px, "

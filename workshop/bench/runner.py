@@ -50,6 +50,16 @@ class PairedRound:
     one_client: LatencySummary
     eight_clients: LatencySummary
 
+    @property
+    def latency_ratio(self) -> float:
+        """API p50 at 1 client ÷ floor p50 (goal: at most 1.05)."""
+        return self.one_client.p50_ms / self.floor.p50_ms
+
+    @property
+    def throughput_ratio(self) -> float:
+        """API throughput at 8 clients ÷ floor throughput (goal: at least 1.0)."""
+        return self.eight_clients.throughput / self.floor.throughput
+
 
 @dataclass
 class ModelResults:
@@ -200,8 +210,8 @@ def _paired_rounds(
         order = list(measure) if number % 2 == 0 else list(reversed(measure))
         paired = PairedRound(**{name: measure[name]() for name in order})
         progress(
-            f"  round {number + 1}: API p50 ÷ floor p50 {paired.one_client.p50_ms / paired.floor.p50_ms:.3f}, "
-            f"8 clients ÷ floor throughput {paired.eight_clients.throughput / paired.floor.throughput:.3f}"
+            f"  round {number + 1}: API p50 ÷ floor p50 {paired.latency_ratio:.3f}, "
+            f"8 clients ÷ floor throughput {paired.throughput_ratio:.3f}"
         )
         rounds.append(paired)
     return rounds
