@@ -4,7 +4,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
-scripts/install-browser.sh
+scripts/install-test-tools.sh
 # A Docker engine and a local base image for the container tests, where one can be started.
 if base_image=$(scripts/docker-offline.sh); then
     export WORKSHOP_DOCKER_BASE_IMAGE="$base_image"

@@ -79,7 +79,7 @@ def page() -> Iterator:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing: scripts/test.sh should have installed it")
-        pytest.skip("Debian's chromium is not installed (scripts/install-browser.sh installs it)")
+        pytest.skip("Debian's chromium is not installed (scripts/install-test-tools.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

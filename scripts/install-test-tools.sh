@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install the Debian programs the tests drive for real, where they are missing:
+#   chromium          the browser of the end-to-end tests (Playwright drives it; it never downloads its own)
+#   nginx             the reverse proxy and load balancer in front of the servers under test
+#   docker-registry   a local registry the VM start-up script logs in to and pulls from
+# On a machine where they cannot be installed (no root, not Debian), the tests that need them are skipped,
+# except in CI, where they fail.
+set -euo pipefail
+
+# command -> Debian package
+declare -A packages=(
+    [chromium]=chromium
+    [nginx]=nginx
+    [docker-registry]=docker-registry
+)
+
+missing=()
+for command in "${!packages[@]}"; do
+    command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || [ -x "/usr/bin/$command" ] \
+        || missing+=("${packages[$command]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+        echo "Missing ${missing[*]} and this user cannot install them (no root, no sudo): their tests will be skipped." >&2
+        exit 0
+    fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "Missing ${missing[*]} and this is not a Debian/Ubuntu system: their tests will be skipped." >&2
+    exit 0
+fi
+echo "==> Installing ${missing[*]} (Debian packages) for the tests"
+# The tests start their own nginx and registry on free ports: do not let the packages start theirs.
+policy=/usr/sbin/policy-rc.d
+created_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && created_policy=1
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" fonts-dejavu-core >/dev/null
+[ -n "$created_policy" ] && $sudo rm -f "$policy"
+chromium --version
