@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import asdict
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from workshop.backend import create_app
+from workshop.bench.agreement import _iou as iou
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.settings import Settings
@@ -84,24 +86,50 @@ def test_data_url_prefix_is_accepted(api: TestClient, shapes_png: bytes) -> None
     assert response.status_code == 200
 
 
-def test_boxes_are_in_original_pixels_whatever_the_inference_size(api: TestClient) -> None:
-    sample = shapes_sample(seed=21)
-    png = encode_image(sample.image)
-    small = api.post("/predict", json={"image": b64(png), "image_size": 256}).json()
-    large = api.post("/predict", json={"image": b64(png), "image_size": 480}).json()
-    for body in (small, large):
-        for d in body["detections"]:
-            assert 0 <= d["x_min"] < d["x_max"] <= sample.image.width + 1
-            assert 0 <= d["y_min"] < d["y_max"] <= sample.image.height + 1
+def _predict(api: TestClient, image: Image.Image, **options: object) -> list[dict]:
+    response = api.post("/predict", json={"image": b64(encode_image(image)), **options})
+    assert response.status_code == 200, response.text
+    return response.json()["detections"]
 
 
-def test_confidence_and_max_detections_are_applied(api: TestClient, shapes_png: bytes) -> None:
-    loose = api.post("/predict", json={"image": b64(shapes_png), "confidence": 0.01}).json()["detections"]
-    strict = api.post("/predict", json={"image": b64(shapes_png), "confidence": 0.9}).json()["detections"]
-    capped = api.post("/predict", json={"image": b64(shapes_png), "confidence": 0.01, "max_detections": 1}).json()
-    assert len(loose) >= len(strict)
-    assert all(d["confidence"] >= 0.9 for d in strict)
-    assert len(capped["detections"]) == 1
+@pytest.mark.parametrize("scale", [1, 2])
+@pytest.mark.parametrize("image_size", [256, 480])
+def test_boxes_are_in_original_pixels_whatever_the_inference_size(api: TestClient, scale: int, image_size: int) -> None:
+    """Each drawn shape is found where it was drawn, in the sent picture's pixels, at any picture or model size.
+
+    Boxes left in the model's letterboxed pixels (or scaled for the wrong size) miss the truth: the picture
+    (180 x 320, then twice that) is never the model's input size, so no mistake can land on the right place.
+    """
+    sample = shapes_sample(seed=21)  # four shapes, each found at about 0.93-0.97 confidence
+    image = sample.image.resize((sample.image.width * scale, sample.image.height * scale), Image.Resampling.NEAREST)
+    detections = _predict(api, image, image_size=image_size)
+    assert len(sample.shapes) == 4 and detections, "the bundled model should find the shapes"
+    for shape in sample.shapes:
+        truth = {k: v * scale for k, v in asdict(shape).items() if k != "class_name"}
+        best = max((iou(d, truth) for d in detections if d["class_name"] == shape.class_name), default=0.0)
+        assert best > 0.8, f"{shape.class_name} drawn at {truth} (scale {scale}, image_size {image_size}): " \
+                           f"best IoU {best:.2f} among {detections}"
+
+
+def test_confidence_and_max_detections_are_applied(api: TestClient) -> None:
+    """Thresholds chosen between the scores the model really gives, so a server that ignores one fails.
+
+    The four shapes all score about 0.93-0.97 and the rest are near 0: a threshold of 0.9 would change nothing.
+    """
+    image = shapes_sample(seed=21).image
+    loose = _predict(api, image, confidence=0.001)
+    scores = sorted({d["confidence"] for d in loose})
+    assert scores[0] < 0.25, f"confidence=0.001 kept nothing below the default 0.25: {scores}"
+    shapes_scores = [score for score in scores if score > 0.5]
+    assert len(shapes_scores) == 4, f"expected the four shapes above 0.5: {scores}"
+    # Just above the lowest score (a near-0 guess), then just above the weakest of the four shapes.
+    for threshold in ((scores[0] + scores[1]) / 2, (shapes_scores[0] + shapes_scores[1]) / 2):
+        strict = _predict(api, image, confidence=threshold)
+        expected = [d for d in loose if d["confidence"] >= threshold]
+        assert sorted(d["confidence"] for d in strict) == pytest.approx(sorted(d["confidence"] for d in expected)), \
+            f"confidence={threshold:.4f} should keep exactly {len(expected)} of {len(loose)} detections"
+    capped = _predict(api, image, confidence=0.001, max_detections=1)
+    assert [d["confidence"] for d in capped] == pytest.approx([max(scores)]), "max_detections=1 keeps the best one"
 
 
 def test_multipart_upload_matches_base64(api: TestClient, shapes_png: bytes) -> None:
