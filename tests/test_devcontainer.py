@@ -1,30 +1,138 @@
-"""The devcontainer reproduces the lab's codespace; its post-create command works in a fresh venv."""
+"""The devcontainer reproduces the lab's codespace as GitHub builds it in 2026.
+
+What can be checked here is checked for real: the file against the dev container spec's keys,
+the features' majors, the set-up command in a fresh venv, the PATH a codespace terminal gets,
+the README's JupyterLab command (started, asked for the notebooks through a forwarded host
+name, stopped). What cannot run here is stood in for, and the test's name says so: Google's apt
+repository by a signed repository on loopback, in a real build of `.devcontainer/Dockerfile`.
+"""
 
 from __future__ import annotations
 
-import json
+import hashlib
+import http.server
 import os
+import re
+import shlex
+import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import json5
 import pytest
+import requests
 
 from workshop.links import in_codespace, public_url
+from workshop.services import free_port, start_process
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVCONTAINER = ROOT / ".devcontainer" / "devcontainer.json"
+DEVCONTAINER_DIR = ROOT / ".devcontainer"
+DEVCONTAINER = DEVCONTAINER_DIR / "devcontainer.json"
+DOCKERFILE = DEVCONTAINER_DIR / "Dockerfile"
+
+# The top-level keys of devcontainer.json for an image or Dockerfile container, from the spec's
+# schema (https://github.com/devcontainers/spec, schemas/devContainer.base.schema.json).
+SPEC_KEYS = {
+    # devContainerCommon
+    "$schema", "name", "features", "overrideFeatureInstallOrder", "secrets", "forwardPorts",
+    "portsAttributes", "otherPortsAttributes", "updateRemoteUserUID", "containerEnv", "containerUser",
+    "mounts", "init", "privileged", "capAdd", "securityOpt", "remoteEnv", "remoteUser",
+    "initializeCommand", "onCreateCommand", "updateContentCommand", "postCreateCommand",
+    "postStartCommand", "postAttachCommand", "waitFor", "userEnvProbe", "hostRequirements",
+    "customizations", "additionalProperties",
+    # nonComposeBase, image or Dockerfile
+    "appPort", "runArgs", "shutdownAction", "overrideCommand", "workspaceFolder", "workspaceMount",
+    "image", "build", "dockerFile", "context",
+}
+# The lifecycle commands waitFor may name, in the order they run (the spec's enum).
+WAIT_FOR = ["initializeCommand", "onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand"]
+
+# Every feature the codespace uses, and the major that is current for it. A feature's major
+# changes when its maintainers break something; read its changelog before moving a pin.
+CURRENT_MAJORS = {
+    # 2 is frozen; 3.0 (May 2026) fixed dockerd not starting (containerd's erofs snapshotter),
+    # 4.0 (June 2026) picks the iptables backend at start-up from the host's kernel.
+    "ghcr.io/devcontainers/features/docker-in-docker": (4, "https://github.com/devcontainers/features/tree/main/src/docker-in-docker"),
+}
+
+# `apt-key` as a command, not as part of a file name such as Google's key, apt-key.gpg.
+APT_KEY_COMMAND = re.compile(r"(?<![\w./-])apt-key(?![\w.-])")
+
+README_JUPYTER = re.compile(r"^(\.venv/bin/jupyter lab .*?)\s*(?:#.*)?$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    return json.loads(DEVCONTAINER.read_text())  # strict JSON: no comments, no trailing commas
+    """devcontainer.json, read as the spec reads it: JSON with comments (json5 reads JSONC)."""
+    return json5.loads(DEVCONTAINER.read_text())
 
 
-def test_image_features_and_host(config: dict) -> None:
-    assert config["image"].startswith("mcr.microsoft.com/devcontainers/python:3.")
-    assert "ghcr.io/devcontainers/features/docker-in-docker:2" in config["features"]
-    assert any("google-cloud-cli" in feature for feature in config["features"])
-    assert {"cpus", "memory", "storage"} <= set(config["hostRequirements"])
+def _setup_command(config: dict) -> str:
+    """The command that creates the venv: the one the UI waits for."""
+    return config[config["waitFor"]]
+
+
+def _codespace_path(config: dict) -> str:
+    """The PATH a codespace terminal gets: remoteEnv's PATH with the spec's variables filled in."""
+    return (config["remoteEnv"]["PATH"]
+            .replace("${containerWorkspaceFolder}", str(ROOT))
+            .replace("${containerEnv:PATH}", os.environ["PATH"]))
+
+
+def test_every_key_is_one_the_spec_defines(config: dict) -> None:
+    unknown = set(config) - SPEC_KEYS
+    assert not unknown, f"not dev container keys (a typo is silently ignored by the tools): {sorted(unknown)}"
+    assert config["build"]["dockerfile"] == "Dockerfile" and DOCKERFILE.exists()
+    assert "image" not in config, "image and build.dockerfile exclude each other"
+    assert config["waitFor"] in WAIT_FOR
+    for key, value in config["hostRequirements"].items():
+        assert key in {"cpus", "memory", "storage", "gpu"}
+        if key in {"memory", "storage"}:
+            assert re.fullmatch(r"\d+([tgmk]b)?", value), f"hostRequirements.{key}={value!r}: the spec wants e.g. '8gb'"
+
+
+def test_features_are_pinned_to_their_current_major(config: dict) -> None:
+    for reference in config["features"]:
+        feature, _, version = reference.rpartition(":")
+        assert feature in CURRENT_MAJORS, (
+            f"{feature} is not in CURRENT_MAJORS of {Path(__file__).name}: check that it is maintained "
+            "(no third-party feature abandoned since 2023, as the old google-cloud-cli one was), "
+            "then add it with its current major"
+        )
+        major, page = CURRENT_MAJORS[feature]
+        assert version.split(".")[0] == str(major), (
+            f"{reference} is pinned to major {version.split('.')[0]}; the current major is {major} ({page}). "
+            f"Update .devcontainer/devcontainer.json to {feature}:{major}, or, when a new major is out, "
+            f"read its changelog and update CURRENT_MAJORS together with the pin"
+        )
+
+
+def test_nothing_in_the_devcontainer_uses_apt_key() -> None:
+    # The pattern must find the command and leave Google's key file alone, or this test proves nothing.
+    assert APT_KEY_COMMAND.search("curl -fsSL https://example.org/key | apt-key add -")
+    assert not APT_KEY_COMMAND.search("curl https://packages.cloud.google.com/apt/doc/apt-key.gpg")
+    for path in sorted(DEVCONTAINER_DIR.rglob("*")):
+        if path.is_file():
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if line.lstrip().startswith(("#", "//")):
+                    continue  # a comment may say why apt-key is not used
+                assert not APT_KEY_COMMAND.search(line), (
+                    f"{path.relative_to(ROOT)}:{number} uses apt-key, which Debian 13 removed: "
+                    "put the key in /usr/share/keyrings and name it with signed-by"
+                )
+
+
+def test_the_dockerfile_adds_google_apt_repository_with_its_own_keyring() -> None:
+    text = DOCKERFILE.read_text()
+    sources = re.findall(r'"(deb .*?)"', text)
+    assert sources, "the Dockerfile no longer adds an apt repository: update this test"
+    for source in sources:
+        match = re.match(r"deb \[signed-by=(/usr/share/keyrings/[\w.-]+\.gpg)\] \S+ cloud-sdk main$", source)
+        assert match, f"{source!r}: every repository needs its own keyring (signed-by)"
+        assert f"gpg --dearmor -o {match.group(1)}" in text, "the keyring that signed-by names is never written"
+    assert "google-cloud-cli" in text and "gcloud --version" in text
 
 
 def test_ports_are_forwarded_with_labels(config: dict) -> None:
@@ -33,27 +141,106 @@ def test_ports_are_forwarded_with_labels(config: dict) -> None:
         assert config["portsAttributes"][port]["label"]
 
 
-def test_post_create_runs_the_readme_setup(config: dict) -> None:
-    command = config["postCreateCommand"]
-    assert command.startswith("scripts/setup.sh")
-    assert (ROOT / "scripts" / "setup.sh").exists()
+def test_the_ui_waits_for_the_readme_setup_with_the_dev_extra(config: dict) -> None:
+    # waitFor names the command that installs the venv, so VS Code connects (and the Python and
+    # Jupyter extensions look for interpreters) only once .venv/bin/python exists.
+    assert _setup_command(config) == "scripts/setup.sh dev"
+    assert WAIT_FOR.index(config["waitFor"]) <= WAIT_FOR.index("updateContentCommand"), (
+        "a set-up that runs after the UI connects lets students open notebooks on a half-installed venv"
+    )
+    assert not {"postCreateCommand", "postStartCommand"} & set(config), "a second set-up would not be waited for"
     assert "scripts/setup.sh" in (ROOT / "README.md").read_text()
+    tomllib = pytest.importorskip("tomllib")
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    for needed in ("jupyterlab", "nbclient", "ipykernel"):
+        assert any(re.match(rf"{needed}\b", requirement) for requirement in dev), f"the dev extra lacks {needed}"
+
+
+def test_terminals_and_notebooks_find_the_venv_first(config: dict) -> None:
+    """Stands in for a codespace terminal: remoteEnv's PATH, expanded as the spec says, finds the venv first."""
+    settings = config["customizations"]["vscode"]["settings"]
+    assert settings["python.defaultInterpreterPath"] == "${containerWorkspaceFolder}/.venv/bin/python"
+    assert config["remoteEnv"]["PATH"].endswith(":${containerEnv:PATH}"), "the image's PATH must stay behind the venv"
+    found = subprocess.run(
+        ["bash", "-c", "command -v python jupyter workshop"], env={**os.environ, "PATH": _codespace_path(config)},
+        capture_output=True, text=True, timeout=30,
+    ).stdout.split()
+    assert found == [str(ROOT / ".venv" / "bin" / name) for name in ("python", "jupyter", "workshop")]
+    # The notebooks ask for the kernel "python3"; the venv's Jupyter serves it from the venv.
+    kernels = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c",
+         "from jupyter_client.kernelspec import find_kernel_specs; print(find_kernel_specs()['python3'])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()
+    assert Path(kernels).is_relative_to(ROOT / ".venv"), f"the notebooks' kernel python3 comes from {kernels}"
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert json5.loads(notebook.read_text())["metadata"]["kernelspec"]["name"] == "python3", notebook.name
 
 
 @pytest.mark.slow
-def test_post_create_command_works_in_a_fresh_virtualenv(config: dict, tmp_path: Path) -> None:
+def test_setup_command_works_in_a_fresh_virtualenv(config: dict, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     env = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"} | {"VENV": str(venv)}
     result = subprocess.run(
-        ["bash", "-c", config["postCreateCommand"]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500
+        ["bash", "-c", _setup_command(config)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Ready: workshop 0.1.0" in result.stdout
     check = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import fastapi, streamlit, ultralytics, playwright, workshop.backend"],
+        [str(venv / "bin" / "python"), "-c",
+         "import fastapi, streamlit, ultralytics, playwright, workshop.backend, jupyterlab, nbclient, ipykernel"],
         capture_output=True, text=True, timeout=300,
     )
     assert check.returncode == 0, check.stderr
+    lab = subprocess.run([str(venv / "bin" / "jupyter"), "lab", "--version"], capture_output=True, text=True, timeout=60)
+    assert lab.returncode == 0 and re.match(r"4\.", lab.stdout), lab.stdout + lab.stderr
+
+
+def _readme_jupyter_command() -> list[str]:
+    commands = README_JUPYTER.findall((ROOT / "README.md").read_text())
+    assert len(commands) == 1, f"the README should show one JupyterLab command, found {commands}"
+    return shlex.split(commands[0])
+
+
+def _start_jupyter(command: list[str], port: int, log_dir: Path):
+    """Run the README's command on ``port`` (as root, which only CI is, with --allow-root)."""
+    command = [str(ROOT / arg) if arg == ".venv/bin/jupyter" else arg for arg in command]
+    command[command.index("--port") + 1] = str(port)
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    service = start_process(f"jupyter-{port}", command, f"http://127.0.0.1:{port}", health_path="/api",
+                            log_dir=log_dir, timeout=60)
+    token = re.search(r"\?token=([0-9a-f]+)", service.log())
+    assert token, f"JupyterLab printed no token URL:\n{service.log()[-2000:]}"
+    return service, token.group(1)
+
+
+@pytest.mark.slow
+def test_readme_jupyterlab_command_serves_the_notebooks_through_a_forwarded_host(config: dict, tmp_path: Path) -> None:
+    """Stands in for the codespace's forwarded URL: the proxy passes its own host name, not localhost."""
+    command = _readme_jupyter_command()
+    assert command[command.index("--port") + 1] == "8888" and 8888 in config["forwardPorts"]
+    assert command[-1] == "notebooks/"
+    forwarded = {"Host": "fluffy-space-train-x7-8888.app.github.dev"}
+    port = free_port()
+    service, token = _start_jupyter(command, port, tmp_path)
+    with service:
+        contents = f"http://127.0.0.1:{port}/api/contents"
+        assert requests.get(contents, headers=forwarded, timeout=10).status_code == 403, "no token, no notebooks"
+        answer = requests.get(contents, headers=forwarded | {"Authorization": f"token {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        names = {item["name"] for item in answer.json()["content"]}
+        assert {path.name for path in (ROOT / "notebooks").glob("*.ipynb")} <= names
+    assert not service.running
+
+    # Why the README says --ip 0.0.0.0: bound to localhost only, Jupyter refuses any other host name.
+    local_only = [arg for i, arg in enumerate(command) if arg != "--ip" and command[i - 1] != "--ip"]
+    port = free_port()
+    service, token = _start_jupyter(local_only, port, tmp_path)
+    with service:
+        answer = requests.get(f"http://127.0.0.1:{port}/api/contents", timeout=10,
+                              headers=forwarded | {"Authorization": f"token {token}"})
+        assert answer.status_code == 403
 
 
 def test_links_use_the_codespace_forwarded_urls(monkeypatch: pytest.MonkeyPatch) -> None:
