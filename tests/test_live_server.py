@@ -54,27 +54,63 @@ def test_client_errors_are_readable(live_server: BackgroundService) -> None:
         WorkshopClient(f"http://127.0.0.1:{free_port()}").health()
 
 
+def _inference_queue_depth(url: str) -> float:
+    """The server's own count of predictions waiting for or running inference, from ``/metrics``."""
+    # A long timeout: a blocked event loop must show up as a wrong order below, not as a timeout here.
+    for line in requests.get(f"{url}/metrics", timeout=60).text.splitlines():
+        if line.startswith("workshop_inference_queue_depth "):
+            return float(line.split()[1])
+    raise AssertionError("/metrics has no workshop_inference_queue_depth gauge")
+
+
 def test_health_answers_while_a_prediction_runs(live_server: BackgroundService) -> None:
-    """Inference runs in a worker thread: the event loop keeps serving other requests meanwhile."""
+    """Inference runs in a worker thread: the event loop answers ``/health`` while a prediction is in flight.
+
+    "In flight" is proven, not assumed: the server's queue gauge shows the request inside the model before
+    ``/health`` is asked, and the timestamps must read prediction sent -> seen in the model -> health answered
+    -> prediction answered. A route that blocked the event loop would let nothing through until the model
+    finished, not even ``/metrics``.
+    """
     import threading
 
-    client = WorkshopClient(live_server.url)
+    url = live_server.url
+    client = WorkshopClient(url)
+    assert _inference_queue_depth(url) == 0, "another prediction is still running"
+    # One request that keeps the model busy for seconds on any machine: eight full-HD pictures at 1280.
     big = shapes_sample(seed=2, width=1920, height=1080).image
-    predictions_running = threading.Event()
+    times: dict[str, float] = {}
+    errors: list[Exception] = []
 
-    def predict_many() -> None:
-        predictions_running.set()
-        for _ in range(6):
-            client.predict(big, image_size=1280)
+    def predict() -> None:
+        times["prediction sent"] = time.monotonic()
+        try:
+            client.predict_batch([big] * 8, image_size=1280)
+        except Exception as error:  # reported by the main thread, which owns the assertions
+            errors.append(error)
+        times["prediction answered"] = time.monotonic()
 
-    worker = threading.Thread(target=predict_many)
+    worker = threading.Thread(target=predict)
     worker.start()
-    predictions_running.wait()
-    time.sleep(0.3)  # let the first prediction reach the model
-    assert requests.get(f"{live_server.url}/health", timeout=30).status_code == 200
-    # Had inference blocked the event loop, /health would have waited for all six predictions.
-    assert worker.is_alive(), "/health answered only after the predictions finished"
-    worker.join()
+    try:
+        while worker.is_alive() and _inference_queue_depth(url) < 1:
+            time.sleep(0.05)
+        times["seen in the model"] = time.monotonic()
+        assert not errors, f"the prediction failed: {errors}"
+        assert worker.is_alive(), (
+            "/metrics never showed the prediction in flight: the server answered nothing while the model ran"
+        )
+        assert requests.get(f"{url}/health", timeout=30).status_code == 200
+        times["health answered"] = time.monotonic()
+    finally:
+        worker.join(timeout=120)
+    assert not errors, f"the prediction failed: {errors}"
+    elapsed = {name: round(times[name] - times["prediction sent"], 3) for name in sorted(times, key=times.get)}
+    expected = ["prediction sent", "seen in the model", "health answered", "prediction answered"]
+    assert list(elapsed) == expected, f"/health waited for the model: seconds after sending {elapsed}"
+    # Not a photo finish: the model still had a good share of its work ahead when /health answered.
+    still_running = times["prediction answered"] - times["health answered"]
+    assert still_running > 0.25 * elapsed["prediction answered"], f"/health answered too late: {elapsed}"
+    print(f"seconds after sending the prediction: {elapsed}")
 
 
 def test_cold_start_to_first_prediction(tmp_path) -> None:
