@@ -29,6 +29,9 @@ _HELDOUT_SEED_OFFSET = 7_777_777
 class TrainConfig:
     """How to train the demo detector. Defaults give the bundled weights."""
 
+    #: What training starts from: an architecture YAML (random weights: training from scratch) or a
+    #: ``.pt`` file (fine-tuning a model that already detects something, as real projects do).
+    start_from: str = DEMO_ARCHITECTURE
     train_images: int = 800
     val_images: int = 200
     heldout_images: int = 300
@@ -72,7 +75,7 @@ def evaluate(weights: Path, images: int, seed: int, image_size: int, workdir: Pa
 
 
 def train_demo(output: Path, config: TrainConfig | None = None, workdir: Path | None = None) -> TrainReport:
-    """Generate the data set, train from scratch, copy the best weights to ``output``.
+    """Generate the data set, train (from scratch by default), copy the best weights to ``output``.
 
     A JSON report (config and held-out mAP) is written beside the weights as
     ``<output>.json``.
@@ -83,7 +86,7 @@ def train_demo(output: Path, config: TrainConfig | None = None, workdir: Path | 
     workdir = Path(tempfile.mkdtemp(prefix="shapes-train-")) if own_workdir else Path(workdir)
     try:
         data_yaml = write_dataset(workdir / "data", config.train_images, config.val_images, config.seed)
-        model = YOLO(DEMO_ARCHITECTURE)
+        model = YOLO(config.start_from)
         started = time.perf_counter()
         model.train(
             data=str(data_yaml),

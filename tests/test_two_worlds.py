@@ -1,0 +1,222 @@
+"""What a student runs works in both worlds: offline (the bundled model only) and online (yolo26n the default).
+
+* **Offline world**: CI or a firewalled classroom. Only the bundled ``shapes`` model can be had, so the
+  default model (``auto``) is ``shapes``.
+* **Online world** (stands in for a networked codespace): the public ``yolo26n`` weights are cached in
+  ``WORKSHOP_WEIGHTS_DIR``, so ``auto`` picks ``yolo26n``, as it does where they can be downloaded. The real
+  weights cannot be downloaded here; they are stood in for by ``yolo26n`` built from its YAML (the same
+  network, untrained: it finds nothing at the default confidence), and the back-end image is built with them
+  inside, taken from ``weights/`` in the build context as an air-gapped classroom does.
+
+The commands are read from the README and the guide (EN and FR) themselves, so a command written there that
+assumes one world fails here. The notebooks run in the offline world under nbval (their recorded outputs are
+checked); here they run in the online world with nbclient, where every cell must run without error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from workshop.containers import REPO_ROOT, docker_available
+from workshop.registry import ModelRegistry
+from workshop.services import BackgroundService, start_backend
+from workshop.settings import BUNDLED_MODEL, Settings
+
+PUBLIC_DEFAULT = "yolo26n"
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@dataclass(frozen=True)
+class World:
+    """Where the workshop runs: which weights are at hand, so which model is the default."""
+
+    name: str
+    weights_dir: Path
+    default_model: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"WORKSHOP_WEIGHTS_DIR": str(self.weights_dir), "WORKSHOP_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="session")
+def online_weights_dir(yolo26n_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with yolo26n cached, as after its download in a codespace."""
+    folder = tmp_path_factory.mktemp("online-weights")
+    shutil.copyfile(yolo26n_weights, folder / f"{PUBLIC_DEFAULT}.pt")
+    return folder
+
+
+@pytest.fixture(scope="module", params=["offline", "online"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> World:
+    if request.param == "offline":
+        return World("offline", tmp_path_factory.mktemp("offline-weights"), BUNDLED_MODEL)
+    return World("online", request.getfixturevalue("online_weights_dir"), PUBLIC_DEFAULT)
+
+
+@pytest.fixture(scope="module")
+def world_server(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundService]:
+    """A real ``workshop serve`` in that world."""
+    service = start_backend(env=world.env, log_dir=tmp_path_factory.mktemp(f"logs-{world.name}"))
+    yield service
+    service.stop()
+
+
+def test_the_default_model_is_the_worlds(world: World) -> None:
+    assert ModelRegistry(Settings(weights_dir=world.weights_dir)).default_name == world.default_model
+
+
+# --- The README's and the guide's commands, as written -----------------------------------------------------
+
+#: (file, the heading of the section whose bash blocks are run).
+DOCUMENTED_COMMANDS = [
+    ("README.md", "## Calling the API"),
+    ("docs/en/index.md", "## Step 2"),
+    ("docs/en/index.md", "## Step 3"),
+    ("docs/fr/index.md", "## Étape 2"),
+    ("docs/fr/index.md", "## Étape 3"),
+]
+
+
+def bash_blocks(markdown: str, heading: str) -> list[str]:
+    """The fenced bash blocks of the section that starts with ``heading`` (up to the next heading of its level)."""
+    level = heading.split(" ", 1)[0]
+    start = markdown.index("\n" + heading) + 1
+    end = markdown.find(f"\n{level} ", start + len(heading))
+    section = markdown[start: end if end != -1 else None]
+    return re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+
+
+def commands_of(block: str) -> list[str]:
+    """The block's commands: continuation lines and multi-line quoted arguments joined, servers left out."""
+    commands, current = [], ""
+    for line in block.splitlines(keepends=True):
+        current += re.sub(r"\s+#\s.*$", "", line)  # an end-of-line comment (its apostrophes are no quotes)
+        if current.count('"') % 2 == 0 and current.count("'") % 2 == 0 and not current.rstrip().endswith("\\"):
+            command = current.strip()
+            current = ""
+            # Servers are started by the test (on a free port), not by the documented line.
+            if command and not re.match(r"(\.venv/bin/)?workshop (serve|ui)\b", command):
+                commands.append(command)
+    assert not current.strip(), f"unterminated command in the block: {current!r}"
+    return commands
+
+
+def test_documented_sections_hold_the_commands_this_test_checks() -> None:
+    """The extraction finds what it should: if a heading is renamed, this test says so instead of checking nothing."""
+    for file, heading in DOCUMENTED_COMMANDS:
+        commands = [c for block in bash_blocks((REPO_ROOT / file).read_text(), heading) for c in commands_of(block)]
+        assert any("predict" in command for command in commands) or "2" in heading, (file, heading, commands)
+        assert commands, f"{file}: no bash command under {heading!r}"
+
+
+@pytest.fixture
+def student_shell(tmp_path: Path, world: World, world_server: BackgroundService) -> dict[str, str]:
+    """A terminal as the student has it: the venv active, in a copy of the repository root with ``.venv``."""
+    (tmp_path / ".venv").symlink_to(REPO_ROOT / ".venv")
+    venv_bin = str(REPO_ROOT / ".venv" / "bin")
+    return {
+        **os.environ, **world.env,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+        "WORKSHOP_BACKEND_URL": world_server.url,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("file", "heading"), DOCUMENTED_COMMANDS, ids=lambda value: str(value).replace(" ", ""))
+def test_documented_commands_run_in_this_world(
+    file: str, heading: str, world: World, world_server: BackgroundService, student_shell: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    subprocess.run(["workshop", "samples", "samples/"], cwd=tmp_path, env=student_shell, check=True,
+                   capture_output=True, timeout=120)
+    commands = [c for block in bash_blocks((REPO_ROOT / file).read_text(), heading) for c in commands_of(block)]
+    for command in commands:
+        # The guide's back-end listens on port 8000; the test's on a free port.
+        command = command.replace("http://localhost:8000", world_server.url)
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=student_shell, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, f"{file} ({world.name}): {command}\n{result.stdout}\n{result.stderr}"
+        check_output(command, result.stdout, world)
+
+
+def check_output(command: str, output: str, world: World) -> None:
+    """What the guide promises for each kind of command, in this world."""
+    names_shapes = "--model shapes" in command or "model=shapes" in command
+    if "workshop predict" in command:
+        model = "shapes" if names_shapes else world.default_model
+        assert f"by '{model}'" in output, (command, output)
+        if "shapes_" in command:
+            assert not output.startswith(f"{command.split()[2]}: 0 detections"), output
+    elif "/predict/upload" in command:
+        answer = json.loads(output)
+        assert answer["model"] == ("shapes" if names_shapes else world.default_model)
+        assert answer["detections"], output
+    elif command.endswith("/models"):
+        defaults = [model["name"] for model in json.loads(output) if model["default"]]
+        assert defaults == [world.default_model]
+    elif "not base64" in command or "pas du base64" in command:
+        assert "base64" in json.loads(output)["detail"]
+    elif command.endswith("/health"):
+        assert json.loads(output)["status"] == "ok"
+    elif command.startswith("python -c"):
+        assert "Detection(" in output
+
+
+# --- The notebooks, in the online world ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def online_build_context(online_weights_dir: Path) -> Iterator[Path]:
+    """yolo26n put in ``weights/`` for the image build, as a teacher does for an air-gapped classroom."""
+    target = REPO_ROOT / "weights" / f"{PUBLIC_DEFAULT}.pt"
+    ours = not target.exists()
+    if ours:
+        shutil.copyfile(online_weights_dir / f"{PUBLIC_DEFAULT}.pt", target)
+    yield target
+    if ours:
+        target.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def online_notebook_env(online_weights_dir: Path, online_build_context: Path,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The kernel's environment (it inherits this process's): online world, fast mode."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKSHOP_WEIGHTS_DIR", str(online_weights_dir))
+        patch.setenv("WORKSHOP_OFFLINE", "1")
+        patch.setenv("WORKSHOP_NOTEBOOK_FAST", "1")
+        patch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("ultralytics-online")))
+        yield
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: None) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    if "docker" in notebook.stem and not docker_available():
+        if os.environ.get("CI"):
+            pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
+        pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, timeout=1200, kernel_name="python3",
+                            resources={"metadata": {"path": str(notebook.parent)}})
+    client.execute()  # raises CellExecutionError, with the cell and its traceback, when a cell fails
+    printed = "".join(
+        output.get("text", "") for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    )
+    if notebook.stem.startswith(("01", "02", "03")):
+        assert f"Using the public model '{PUBLIC_DEFAULT}'" in printed
+    if "docker" in notebook.stem:
+        assert f"default model in the container: {PUBLIC_DEFAULT}" in printed
