@@ -1,12 +1,15 @@
 """The cloud step. Google Cloud itself cannot exist here: tests that need it use a FAKE gcloud
-(and a fake docker for the push), a script on PATH that records every call. The VM's start-up
-script, though, runs for real against the local Docker engine."""
+(and a fake docker for the push), a script on PATH that keeps the project's state in a JSON file
+(repositories, images and their digests, IAM bindings, VMs and their metadata, firewall rules),
+records every call, and fails the way gcloud does (its error messages' shape) when a test asks.
+The VM's start-up script, though, runs for real against the local Docker engine."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,118 +18,394 @@ from pathlib import Path
 import pytest
 import requests
 
-from workshop.deploy.gcp import DeployConfig, deploy_steps, resolve_access, startup_script_text, teardown_steps
-from workshop.deploy.runner import StepFailed, deploy, print_plan, teardown, wait_for_health
+from workshop.containers import REPO_ROOT
+from workshop.deploy.gcp import (
+    DeployConfig,
+    deploy_steps,
+    resolve_access,
+    sanitise_student,
+    startup_script_text,
+    student_from_account,
+    teardown_steps,
+)
+from workshop.deploy.runner import StepFailed, deploy, hint, print_plan, teardown, wait_for_health
 from workshop.services import BackgroundService, free_port, wait_for_http
 
 PROJECT = "my-workshop-project"
+PROJECT_NUMBER = "123456789012"
+SERVICE_ACCOUNT = f"serviceAccount:{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
+KEY_FILE = "/work/.workshop-deploy/api-key"
+VM = "--zone=europe-west1-b --project=my-workshop-project"
+IMAGE = "europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend"
 
 EXPECTED_DRY_RUN = [
     "gcloud --version",
     "gcloud auth list --filter=status:ACTIVE '--format=value(account)'",
-    "gcloud projects describe my-workshop-project '--format=value(projectId)'",
+    "PROJECT_NUMBER=$(gcloud projects describe my-workshop-project '--format=value(projectNumber)')",
     "gcloud services enable artifactregistry.googleapis.com compute.googleapis.com --project=my-workshop-project",
     "gcloud artifacts repositories describe workshop --location=europe-west1 --project=my-workshop-project "
     ">/dev/null 2>&1 || gcloud artifacts repositories create workshop --repository-format=docker "
     "--location=europe-west1 '--description=deploy-ml-workshop images' --labels=app=deploy-ml-workshop "
     "--project=my-workshop-project",
+    "gcloud artifacts repositories get-iam-policy workshop --location=europe-west1 --project=my-workshop-project "
+    "'--flatten=bindings[].members' --filter=bindings.role=roles/artifactregistry.reader "
+    "'--format=value(bindings.members)' 2>/dev/null | grep -qxF "
+    '"serviceAccount:${PROJECT_NUMBER}-compute@developer.gserviceaccount.com" || '
+    "gcloud artifacts repositories add-iam-policy-binding workshop --location=europe-west1 "
+    '--project=my-workshop-project "--member=serviceAccount:${PROJECT_NUMBER}-compute@developer.gserviceaccount.com" '
+    "--role=roles/artifactregistry.reader --format=none",
+    "gcloud projects get-iam-policy my-workshop-project '--flatten=bindings[].members' "
+    "--filter=bindings.role=roles/logging.logWriter '--format=value(bindings.members)' 2>/dev/null | grep -qxF "
+    '"serviceAccount:${PROJECT_NUMBER}-compute@developer.gserviceaccount.com" || '
+    "gcloud projects add-iam-policy-binding my-workshop-project "
+    '"--member=serviceAccount:${PROJECT_NUMBER}-compute@developer.gserviceaccount.com" '
+    "--role=roles/logging.logWriter --condition=None --format=none",
     "gcloud auth configure-docker europe-west1-docker.pkg.dev --quiet",
-    "docker tag deploy-ml-workshop/backend:latest europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend:latest",
-    "docker push europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend:latest",
-    "gcloud compute instances describe workshop-backend --zone=europe-west1-b --project=my-workshop-project "
-    ">/dev/null 2>&1 || gcloud compute instances create workshop-backend --project=my-workshop-project "
-    "--zone=europe-west1-b --machine-type=e2-medium --image-family=cos-stable --image-project=cos-cloud "
-    "--boot-disk-size=20GB --tags=workshop-backend --labels=app=deploy-ml-workshop "
-    "--metadata=image=europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend:latest,api-key=KEY123,"
-    "port=8000,google-logging-enabled=true --metadata-from-file=startup-script=.workshop-deploy/startup.sh",
+    f"docker tag deploy-ml-workshop/backend:latest {IMAGE}:latest",
+    f"docker push {IMAGE}:latest",
+    f"IMAGE_DIGEST=$(gcloud artifacts docker images describe {IMAGE}:latest '--format=value(image_summary.digest)')",
+    f"API_KEY=$(cat {KEY_FILE})",
+    f"gcloud compute instances describe workshop-backend {VM} >/dev/null 2>&1 || "
+    f"gcloud compute instances create workshop-backend {VM} --machine-type=e2-medium --image-family=cos-stable "
+    "--image-project=cos-cloud --boot-disk-size=20GB --tags=workshop-backend --labels=app=deploy-ml-workshop "
+    "--max-run-duration=4h --instance-termination-action=DELETE "
+    f'"--metadata=image={IMAGE}@${{IMAGE_DIGEST}},api-key=${{API_KEY}},port=8000,google-logging-enabled=true" '
+    "--metadata-from-file=startup-script=/work/.workshop-deploy/startup.sh",
+    f"gcloud compute instances describe workshop-backend {VM} "
+    "'--format=csv[no-heading](metadata.items.image,metadata.items.api-key)' 2>/dev/null | grep -qxF "
+    f'"{IMAGE}@${{IMAGE_DIGEST}},${{API_KEY}}" || '
+    f"{{ gcloud compute instances add-metadata workshop-backend {VM} "
+    f'"--metadata=image={IMAGE}@${{IMAGE_DIGEST}},api-key=${{API_KEY}}" && '
+    f"gcloud compute instances reset workshop-backend {VM}; }}",
     "gcloud compute firewall-rules describe workshop-allow-8000 --project=my-workshop-project >/dev/null 2>&1 || "
     "gcloud compute firewall-rules create workshop-allow-8000 --project=my-workshop-project --network=default "
     "--direction=INGRESS --action=ALLOW --rules=tcp:8000 --target-tags=workshop-backend "
     "--source-ranges=203.0.113.7/32",
-    "gcloud compute instances describe workshop-backend --zone=europe-west1-b --project=my-workshop-project "
-    "'--format=get(networkInterfaces[0].accessConfigs[0].natIP)'",
+    "gcloud compute firewall-rules describe workshop-allow-8000 --project=my-workshop-project "
+    "'--format=value(sourceRanges)' 2>/dev/null | grep -qxF 203.0.113.7/32 || "
+    "gcloud compute firewall-rules update workshop-allow-8000 --project=my-workshop-project "
+    "--source-ranges=203.0.113.7/32",
+    f"EXTERNAL_IP=$(gcloud compute instances describe workshop-backend {VM} "
+    "'--format=get(networkInterfaces[0].accessConfigs[0].natIP)')",
 ]
 
-# A fake gcloud/docker: appends its arguments (JSON) to $FAKE_CALLS, then answers per $FAKE_SCENARIO.
-FAKE_TOOL = """#!{python}
-import json, os, sys
+# A fake gcloud/docker with a project behind it. Every call is appended (JSON) to $FAKE_CALLS; the
+# project's state lives in $FAKE_STATE; $FAKE_FAIL ("words of the command=>kind;...") makes a command fail
+# the way gcloud does; $FAKE_IMAGE_ID stands for the local image's content (its digest once pushed);
+# $FAKE_ACCOUNT is the active account ("" logged out); $FAKE_IP the VM's external IP.
+FAKE_TOOL = r'''#!{python}
+import hashlib, json, os, sys
 name = os.path.basename(sys.argv[0])
 args = sys.argv[1:]
 with open(os.environ["FAKE_CALLS"], "a") as log:
-    log.write(json.dumps([name, *args]) + "\\n")
-scenario = os.environ.get("FAKE_SCENARIO", "fresh")
-line = " ".join(args)
-if name == "gcloud":
-    if args[:2] == ["auth", "list"]:
-        print("" if scenario == "logged-out" else "student@example.com")
-    elif "describe" in args and "--format=get(networkInterfaces[0].accessConfigs[0].natIP)" in args:
-        print("127.0.0.1")
-    elif "describe" in args and args[0] in ("artifacts", "compute"):
-        sys.exit(0 if scenario == "exists" else 1)  # 1: not found yet
-    elif args[:2] == ["services", "enable"] and scenario == "no-billing":
-        print("ERROR: (gcloud.services.enable) FAILED_PRECONDITION: Billing account for project is not found.")
-        sys.exit(1)
-    elif args[:1] == ["projects"]:
-        print(args[2])
-"""
+    log.write(json.dumps([name, *args]) + "\n")
+path = os.environ["FAKE_STATE"]
+state = json.load(open(path)) if os.path.exists(path) else {{}}
+for key in ("repos", "images", "iam", "vms", "disks", "rules", "resets", "tags"):
+    state.setdefault(key, [] if key == "resets" else {{}})
+flags = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+words = [a for a in args if not a.startswith("-")]
+line = " ".join(words)
+project = flags.get("project", "my-workshop-project")
+account = os.environ.get("FAKE_ACCOUNT", "student@example.com")
+where = "gcloud." + ".".join(w for w in words[:4] if not w.startswith(("europe", "workshop", "my-")))
+ERRORS = {{
+    "not-found": "ERROR: ({{w}}) Could not fetch resource:\n - The resource 'projects/{{p}}/{{r}}' was not found",
+    "not-found-ar": "ERROR: ({{w}}) NOT_FOUND: Requested entity was not found.",
+    "permission": "ERROR: ({{w}}) Could not fetch resource:\n - Required '{{perm}}' permission for "
+                  "'projects/{{p}}/{{r}}'",
+    "iam-permission": "ERROR: ({{w}}) [{{a}}] does not have permission to access projects instance "
+                      "[{{p}}:setIamPolicy] (or it may not exist): The caller does not have permission",
+    "org-policy": "ERROR: ({{w}}) Could not fetch resource:\n - Constraint constraints/compute.vmExternalIpAccess "
+                  "violated for project {{p}}. Add instance projects/{{p}}/zones/europe-west1-b/instances/{{r}} to "
+                  "the constraint to use external IP with it.",
+    "quota": "ERROR: ({{w}}) Could not fetch resource:\n - Quota 'IN_USE_ADDRESSES' exceeded.  Limit: 8.0 in region "
+             "europe-west1.",
+    "billing": "ERROR: ({{w}}) FAILED_PRECONDITION: Billing account for project '{number}' is not found. Billing "
+               "must be enabled for activation of service(s) 'compute.googleapis.com' to proceed.",
+    "exists": "ERROR: ({{w}}) Could not fetch resource:\n - The resource 'projects/{{p}}/{{r}}' already exists",
+}}
+
+def save():
+    json.dump(state, open(path, "w"))
+
+def fail(kind, resource=""):
+    perm = ".".join(words[:3])
+    print(ERRORS[kind].format(w=where, p=project, r=resource, a=account, perm=perm), file=sys.stderr)
+    sys.exit(1)
+
+for spec in filter(None, os.environ.get("FAKE_FAIL", "").split(";")):
+    prefix, kind = spec.split("=>")
+    if line.startswith(prefix) or (name + " " + line).startswith(prefix):
+        fail(kind, words[-1] if words else "")
+
+def members(scope, role):
+    return state["iam"].setdefault(scope, {{}}).setdefault(role, [])
+
+if name == "docker":
+    if words[0] == "tag":
+        state["tags"][words[2]] = os.environ.get("FAKE_IMAGE_ID", "image-v1")
+    elif words[0] == "push":
+        image, tag = words[1].rsplit(":", 1)
+        repo = image.split("/")[2]
+        if repo not in state["repos"]:
+            print(f"name unknown: Repository \"{{repo}}\" not found", file=sys.stderr)
+            sys.exit(1)
+        digest = "sha256:" + hashlib.sha256(state["tags"][words[1]].encode()).hexdigest()
+        state["images"].setdefault(image, {{}})[tag] = digest
+        print(f"{{tag}}: digest: {{digest}} size: 1234")
+    save()
+    sys.exit(0)
+
+if args == ["--version"]:
+    print("Google Cloud SDK 550.0.0")
+elif words[:2] == ["auth", "list"]:
+    print(account)
+elif words[:3] == ["config", "get-value", "account"]:
+    print(account or "(unset)")
+elif words[:2] == ["config", "get-value"]:
+    print("(unset)")
+elif words[:2] == ["projects", "describe"]:
+    print("{number}")
+elif words[:2] == ["services", "enable"]:
+    print("Operation finished successfully.", file=sys.stderr)
+elif words[:2] == ["auth", "configure-docker"]:
+    print(f"Adding credentials for: {{words[2]}}", file=sys.stderr)
+elif words[:2] == ["projects", "get-iam-policy"]:
+    for member in members("project", flags["filter"].split("=", 1)[1]):
+        print(member)
+elif words[:2] == ["projects", "add-iam-policy-binding"]:
+    if flags["member"] not in members("project", flags["role"]):
+        members("project", flags["role"]).append(flags["member"])
+elif words[:2] == ["artifacts", "repositories"]:
+    repo = words[3]
+    if words[2] != "create" and repo not in state["repos"]:
+        fail("not-found-ar")
+    if words[2] == "describe":
+        print(f"projects/{{project}}/locations/{{flags['location']}}/repositories/{{repo}}")
+    elif words[2] == "create":
+        state["repos"][repo] = flags["labels"]
+    elif words[2] == "delete":
+        del state["repos"][repo]
+        state["images"] = {{k: v for k, v in state["images"].items() if k.split("/")[2] != repo}}
+    elif words[2] == "get-iam-policy":
+        for member in members(repo, flags["filter"].split("=", 1)[1]):
+            print(member)
+    elif words[2] == "add-iam-policy-binding" and flags["member"] not in members(repo, flags["role"]):
+        members(repo, flags["role"]).append(flags["member"])
+elif words[:3] == ["artifacts", "docker", "images"]:
+    image = words[4].split(":")[0]
+    if image not in state["images"]:
+        fail("not-found-ar")
+    if words[3] == "describe":
+        print("WARNING: a warning on stderr, as gcloud prints some", file=sys.stderr)
+        print(state["images"][image][words[4].split(":")[1]])
+    elif words[3] == "list":
+        for digest in sorted(set(state["images"][image].values())):
+            print(digest)
+    elif words[3] == "delete":
+        del state["images"][image]
+elif words[:2] == ["compute", "instances"] and words[2] == "list":
+    for vm in state["vms"]:
+        if flags["filter"] == f"name={{vm}}":
+            print(vm)
+elif words[:2] == ["compute", "disks"]:
+    for disk in state["disks"]:
+        if flags["filter"] == f"name={{disk}}":
+            print(disk)
+elif words[:2] == ["compute", "instances"]:
+    vm = words[3]
+    if words[2] == "create":
+        if vm in state["vms"]:
+            fail("exists", f"zones/europe-west1-b/instances/{{vm}}")
+        script = flags["metadata-from-file"].split("=", 1)[1]
+        metadata = dict(item.split("=", 1) for item in flags["metadata"].split(","))
+        metadata["startup-script"] = open(script).read()  # gcloud reads the file: it must exist
+        state["vms"][vm] = {{"metadata": metadata, "labels": flags["labels"], "tags": flags["tags"],
+                             "max-run-duration": flags.get("max-run-duration"),
+                             "termination": flags.get("instance-termination-action")}}
+        state["disks"][vm] = True
+        print(f"Created [https://www.googleapis.com/compute/v1/projects/{{project}}/zones/europe-west1-b/"
+              f"instances/{{vm}}].", file=sys.stderr)
+    elif vm not in state["vms"]:
+        fail("not-found", f"zones/europe-west1-b/instances/{{vm}}")
+    elif words[2] == "describe":
+        fmt = flags.get("format", "")
+        metadata = state["vms"][vm]["metadata"]
+        if "natIP" in fmt:
+            print("WARNING: Some requests generated warnings: an answer on stderr", file=sys.stderr)
+            print(os.environ.get("FAKE_IP", "127.0.0.1"))
+        elif fmt.startswith("csv"):
+            print(f"{{metadata.get('image', '')}},{{metadata.get('api-key', '')}}")
+        elif fmt == "value(metadata.items.api-key)":
+            print(metadata.get("api-key", ""))
+        else:
+            print(f"name: {{vm}}")
+    elif words[2] == "add-metadata":
+        state["vms"][vm]["metadata"].update(item.split("=", 1) for item in flags["metadata"].split(","))
+    elif words[2] == "reset":
+        state["resets"].append(vm)
+    elif words[2] == "delete":
+        del state["vms"][vm]
+        state["disks"].pop(vm, None)
+elif words[:2] == ["compute", "firewall-rules"]:
+    if words[2] == "list":
+        for rule in state["rules"]:
+            if flags["filter"] == f"name={{rule}}":
+                print(rule)
+        save()
+        sys.exit(0)
+    rule = words[3]
+    if words[2] == "create":
+        if rule in state["rules"]:
+            fail("exists", f"global/firewalls/{{rule}}")
+        state["rules"][rule] = {{"source-ranges": flags["source-ranges"], "target-tags": flags["target-tags"]}}
+    elif rule not in state["rules"]:
+        fail("not-found", f"global/firewalls/{{rule}}")
+    elif words[2] == "describe":
+        print(state["rules"][rule]["source-ranges"] if "format" in flags else f"name: {{rule}}")
+    elif words[2] == "update":
+        state["rules"][rule]["source-ranges"] = flags["source-ranges"]
+    elif words[2] == "delete":
+        del state["rules"][rule]
+else:
+    print(f"fake gcloud: unknown command {{args}}", file=sys.stderr)
+    sys.exit(2)
+save()
+'''
 
 
-def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario: str = "fresh") -> Path:
-    bin_dir = tmp_path / "fake-bin"
-    bin_dir.mkdir()
-    for name in ("gcloud", "docker"):
-        tool = bin_dir / name
-        tool.write_text(FAKE_TOOL.format(python=sys.executable))
-        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
-    calls = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_CALLS", str(calls))
-    monkeypatch.setenv("FAKE_SCENARIO", scenario)
-    return calls
+class FakeProject:
+    """The fake tools on PATH and the project they share; ``state`` reads it back."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        bin_dir = tmp_path / "fake-bin"
+        bin_dir.mkdir(exist_ok=True)
+        for name in ("gcloud", "docker"):
+            tool = bin_dir / name
+            tool.write_text(FAKE_TOOL.format(python=sys.executable, number=PROJECT_NUMBER))
+            tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+        self.calls_file, self.state_file = tmp_path / "calls.jsonl", tmp_path / "state.json"
+        self.monkeypatch = monkeypatch
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("FAKE_CALLS", str(self.calls_file))
+        monkeypatch.setenv("FAKE_STATE", str(self.state_file))
+        monkeypatch.delenv("FAKE_FAIL", raising=False)
+
+    def set(self, name: str, value: str) -> None:
+        self.monkeypatch.setenv(name, value)
+
+    @property
+    def state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def seed(self, **parts: dict) -> None:
+        self.state_file.write_text(json.dumps(parts))
+
+    def calls(self) -> list[list[str]]:
+        if not self.calls_file.exists():
+            return []
+        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
+
+    def forget_calls(self) -> None:
+        self.calls_file.unlink(missing_ok=True)
 
 
-def recorded(calls: Path) -> list[list[str]]:
-    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeProject:
+    return FakeProject(tmp_path, monkeypatch)
 
 
 def config(tmp_path: Path, **overrides) -> DeployConfig:
-    values = {"project": PROJECT, "api_key": "KEY123", "source_range": "203.0.113.7/32",
-              "startup_script": Path(".workshop-deploy/startup.sh")}
+    values = {"project": PROJECT, "api_key": "KEY123", "source_range": "203.0.113.7/32", "work_dir": tmp_path / "wd"}
     return DeployConfig(**{**values, **overrides})
+
+
+def port_of(server: BackgroundService) -> int:
+    return int(server.url.rsplit(":", 1)[1])
 
 
 # ---------------------------------------------------------------- dry run
 def test_dry_run_prints_the_exact_command_list(tmp_path: Path) -> None:
     out = io.StringIO()
-    print_plan(deploy_steps(config(tmp_path)), out)
+    print_plan(deploy_steps(config(tmp_path, work_dir=Path("/work/.workshop-deploy"))), out)
     commands = [line for line in out.getvalue().splitlines() if not line.startswith("#")]
     assert commands == EXPECTED_DRY_RUN
 
 
-def test_cli_dry_run_runs_nothing_and_writes_the_startup_script(tmp_path: Path) -> None:
+def test_cli_dry_run_runs_nothing_writes_the_script_and_keeps_the_key_out_of_the_plan(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "workshop", "gcp", "deploy", "--project", PROJECT, "--api-key", "KEY123",
-         "--source-range", "203.0.113.7/32"],
+        [sys.executable, "-m", "workshop", "gcp", "deploy", "--project", PROJECT, "--source-range", "203.0.113.7/32"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    printed = [line for line in result.stdout.splitlines() if line.startswith(("gcloud", "docker"))]
-    assert printed == EXPECTED_DRY_RUN  # and no gcloud was needed to print them
-    assert (tmp_path / ".workshop-deploy" / "startup.sh").read_text() == startup_script_text()
+    work = tmp_path / ".workshop-deploy"
+    expected = [line.replace("/work/.workshop-deploy", str(work)) for line in EXPECTED_DRY_RUN]
+    printed = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert printed == expected  # and no gcloud was needed to print them
+    assert (work / "startup.sh").read_text() == startup_script_text()
+    key = (work / "api-key").read_text().strip()
+    assert len(key) == 32 and key not in result.stdout  # the plan reads the key from its file
+    assert stat.S_IMODE((work / "api-key").stat().st_mode) == 0o600
+    assert "No student name" in result.stdout and "--student NAME" in result.stdout
 
 
-def test_no_create_with_container_and_no_container_registry() -> None:
-    text = "\n".join(step.shell() for step in deploy_steps(DeployConfig(project=PROJECT, api_key="k", source_range="1.2.3.4/32")))
+def test_printed_plan_runs_as_pasted_from_another_directory(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan printed at the repository root, pasted whole into bash in another directory, deploys the same."""
+    root, elsewhere = tmp_path / "repo", tmp_path / "repo" / "notebooks"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(root)
+    out = io.StringIO()
+    deploy(config(root, work_dir=Path(".workshop-deploy"), port=port_of(live_server)), out=out)
+    plan = out.getvalue()
+    key_file = root / ".workshop-deploy" / "api-key"
+    key = key_file.read_text().strip()
+    result = subprocess.run(["bash", "-c", plan], cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    vm = fake.state["vms"]["workshop-backend"]
+    digest = fake.state["images"][IMAGE]["latest"]
+    assert vm["metadata"]["image"] == f"{IMAGE}@{digest}" and digest.startswith("sha256:")
+    assert vm["metadata"]["api-key"] == key == "KEY123"
+    assert vm["metadata"]["startup-script"] == startup_script_text()  # the absolute path was found from elsewhere
+    assert fake.state["rules"]["workshop-allow-8000"]["source-ranges"] == "203.0.113.7/32"
+    assert SERVICE_ACCOUNT in fake.state["iam"]["workshop"]["roles/artifactregistry.reader"]
+    assert str(key_file) in plan and "KEY123" not in plan
+
+
+def test_no_create_with_container_and_no_container_registry(tmp_path: Path) -> None:
+    text = "\n".join(step.shell() for step in deploy_steps(config(tmp_path)))
     assert "create-with-container" not in text and "gcr.io" not in text
     assert "cos-stable" in text and "-docker.pkg.dev/" in text
+
+
+def test_the_vm_deletes_itself_after_the_run_duration(tmp_path: Path) -> None:
+    create = next(s for s in deploy_steps(config(tmp_path, max_run_duration="90m")) if s.title == "Create the VM")
+    assert "--max-run-duration=90m" in create.command and "--instance-termination-action=DELETE" in create.command
+    unguarded = next(s for s in deploy_steps(config(tmp_path, max_run_duration="")) if s.title == "Create the VM")
+    assert not any(arg.startswith(("--max-run-duration", "--instance-termination")) for arg in unguarded.command)
+    with pytest.raises(ValueError, match="not a duration"):
+        config(tmp_path, max_run_duration="four hours")
+
+
+def test_cli_max_run_duration_flag_reaches_the_plan(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workshop", "gcp", "deploy", "--project", PROJECT, "--source-range", "1.2.3.4/32",
+         "--student", "ada", "--max-run-duration", "2h"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--max-run-duration=2h --instance-termination-action=DELETE" in result.stdout
+    assert "deletes itself 2h after it starts" in result.stdout
 
 
 def test_teardown_plan(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     basic = [s.shell() for s in teardown_steps(cfg)]
     assert basic == [
-        "gcloud compute instances delete workshop-backend --zone=europe-west1-b --project=my-workshop-project --quiet",
-        "gcloud compute firewall-rules delete workshop-allow-8000 --project=my-workshop-project --quiet",
+        f"gcloud compute instances delete workshop-backend {VM} --quiet || true",
+        "gcloud compute firewall-rules delete workshop-allow-8000 --project=my-workshop-project --quiet || true",
     ]
     full = [s.title for s in teardown_steps(cfg, delete_image=True, delete_repository=True)]
     assert full[-2:] == ["Delete the image", "Delete the repository"]
@@ -137,118 +416,358 @@ def test_project_id_is_validated() -> None:
         DeployConfig(project="My Project")
 
 
-def test_access_defaults_offline_open_to_all_with_a_generated_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_access_defaults_offline_open_to_all_with_a_generated_key_saved_for_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import workshop.deploy.gcp as gcp
 
     monkeypatch.setattr(gcp, "public_ip", lambda timeout=3.0: None)  # no way to learn our IP offline
-    cfg = DeployConfig(project=PROJECT)
+    cfg = DeployConfig(project=PROJECT, work_dir=tmp_path)
     notes = resolve_access(cfg)
     assert cfg.source_range == "0.0.0.0/0" and len(cfg.api_key) == 32
-    assert any(cfg.api_key in note and "shown once" in note for note in notes)
+    assert not any(cfg.api_key in note for note in notes)  # shown nowhere: it is in its file
+    assert (tmp_path / "api-key").read_text().strip() == cfg.api_key
     assert any("whole internet" in note for note in notes)
-    other = DeployConfig(project=PROJECT)
-    resolve_access(other)
-    assert other.api_key != cfg.api_key
+    again = DeployConfig(project=PROJECT, work_dir=tmp_path)
+    resolve_access(again)
+    assert again.api_key == cfg.api_key  # the next plan uses the same key
+    elsewhere = DeployConfig(project=PROJECT, work_dir=tmp_path / "other")
+    resolve_access(elsewhere)
+    assert elsewhere.api_key != cfg.api_key
 
 
-def test_access_defaults_to_the_callers_ip_when_known(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_access_defaults_to_the_callers_ip_when_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import workshop.deploy.gcp as gcp
 
     monkeypatch.setattr(gcp, "public_ip", lambda timeout=3.0: "198.51.100.4")
-    cfg = DeployConfig(project=PROJECT, api_key="given")
+    cfg = DeployConfig(project=PROJECT, api_key="given", work_dir=tmp_path)
     notes = resolve_access(cfg)
     assert cfg.source_range == "198.51.100.4/32" and cfg.api_key == "given"
-    assert not any("API key" in note for note in notes)
+    assert not any("Generated" in note for note in notes)
+    assert any("a browser elsewhere is refused" in note for note in notes)
+
+
+# ------------------------------------------------------- a class in one project
+GCE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def names_in(cfg: DeployConfig) -> set[str]:
+    return {cfg.vm_name, cfg.firewall_rule, cfg.network_tag, cfg.image_path, str(cfg.api_key_file)}
+
+
+def test_two_students_plans_share_no_vm_rule_tag_or_image(tmp_path: Path) -> None:
+    ada, bob = config(tmp_path, student="ada"), config(tmp_path, student="bob")
+    assert names_in(ada).isdisjoint(names_in(bob))
+    for cfg, other in ((ada, bob), (bob, ada)):
+        plan = "\n".join(s.shell() for s in [*deploy_steps(cfg), *teardown_steps(cfg, delete_image=True)])
+        for name in names_in(other):
+            assert not re.search(re.escape(name) + r"(?![-\w])", plan), name
+        for name in (cfg.vm_name, cfg.firewall_rule, cfg.network_tag):
+            assert GCE_NAME.fullmatch(name) and len(name) <= 63
+
+
+def test_student_suffix_from_the_gcloud_account_follows_gcloud_name_rules() -> None:
+    accounts = [f"Jean.Dupont{i}@etu.univ-exemple.fr" for i in range(30)]
+    accounts += ["jean.dupont@etu.univ-exemple.fr", "jean-dupont@etu.univ-exemple.fr",
+                 "a.very.long.first.name.and.surname@example.com", "a.very.long.first.name.and.surnamf@example.com",
+                 "42@example.com", "élève.ç@example.com"]
+    suffixes = [student_from_account(account) for account in accounts]
+    assert len(set(suffixes)) == len(accounts)  # 36 people, 36 suffixes, even when names are cut or look alike
+    for suffix in suffixes:
+        cfg = DeployConfig(project=PROJECT, student=suffix)
+        assert cfg.student == suffix and len(suffix) <= 20
+        for name in (cfg.vm_name, cfg.firewall_rule, cfg.network_tag):
+            assert GCE_NAME.fullmatch(name), name
+    assert sanitise_student("Ada Lovelace!") == "ada-lovelace"
+    with pytest.raises(ValueError, match="no usable student name"):
+        sanitise_student("!!!")
+
+
+def test_cli_derives_the_student_from_the_active_account(tmp_path: Path, fake: FakeProject) -> None:
+    fake.set("FAKE_ACCOUNT", "Jean.Dupont@etu.univ-exemple.fr")
+    result = subprocess.run(
+        [sys.executable, "-m", "workshop", "gcp", "deploy", "--project", PROJECT, "--source-range", "1.2.3.4/32"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    suffix = student_from_account("Jean.Dupont@etu.univ-exemple.fr")
+    assert result.returncode == 0, result.stderr
+    assert suffix.startswith("jean-dupont-") and f"instances create workshop-backend-{suffix} " in result.stdout
+    # A dry run reads the account and creates nothing.
+    assert [call[:3] for call in fake.calls()] == [["gcloud", "config", "get-value"]]
+
+
+def test_one_students_teardown_leaves_a_classmates_resources(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    port = port_of(live_server)
+    for student in ("ada", "bob"):
+        deploy(config(tmp_path, student=student, port=port), execute_steps=True, out=io.StringIO())
+    state = fake.state
+    assert set(state["vms"]) == {"workshop-backend-ada", "workshop-backend-bob"}
+    assert state["vms"]["workshop-backend-ada"]["labels"] == "app=deploy-ml-workshop,student=ada"
+    left = teardown(config(tmp_path, student="ada"), execute_steps=True, delete_image=True, out=io.StringIO())
+    state = fake.state
+    assert left == []
+    assert set(state["vms"]) == {"workshop-backend-bob"} and set(state["rules"]) == {"workshop-allow-8000-bob"}
+    assert set(state["images"]) == {f"{IMAGE}-bob"} and "workshop" in state["repos"]
 
 
 # ------------------------------------------------------ execute, with a fake
 def test_execute_with_fake_gcloud_runs_every_step_in_order_then_waits_for_health(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_server: BackgroundService
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
 ) -> None:
-    calls = fake_tools(tmp_path, monkeypatch)
-    port = int(live_server.url.rsplit(":", 1)[1])  # the fake VM's IP is 127.0.0.1: the live server answers
+    port = port_of(live_server)  # the fake VM's IP is 127.0.0.1: the live server answers
     out = io.StringIO()
-    result = deploy(config(tmp_path, port=port, startup_script=tmp_path / "startup.sh"), execute_steps=True, out=out)
+    result = deploy(config(tmp_path, port=port), execute_steps=True, out=out)
     assert result is not None and result.url == f"http://127.0.0.1:{port}" and result.api_key == "KEY123"
-    assert [call[:4] for call in recorded(calls)] == [
+    made = [call[:4] for call in fake.calls()]
+    assert made[made.index(["gcloud", "--version"]):] == [
         ["gcloud", "--version"],
         ["gcloud", "auth", "list", "--filter=status:ACTIVE"],
         ["gcloud", "projects", "describe", PROJECT],
         ["gcloud", "services", "enable", "artifactregistry.googleapis.com"],
+        ["gcloud", "compute", "instances", "describe"],  # is there a VM with a key already? no
         ["gcloud", "artifacts", "repositories", "describe"],  # the existence check: not found...
         ["gcloud", "artifacts", "repositories", "create"],  # ...so it is created
+        ["gcloud", "artifacts", "repositories", "get-iam-policy"],
+        ["gcloud", "artifacts", "repositories", "add-iam-policy-binding"],
+        ["gcloud", "projects", "get-iam-policy", PROJECT],
+        ["gcloud", "projects", "add-iam-policy-binding", PROJECT],
         ["gcloud", "auth", "configure-docker", "europe-west1-docker.pkg.dev"],
-        ["docker", "tag", "deploy-ml-workshop/backend:latest", "europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend:latest"],
-        ["docker", "push", "europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend:latest"],
+        ["docker", "tag", "deploy-ml-workshop/backend:latest", f"{IMAGE}:latest"],
+        ["docker", "push", f"{IMAGE}:latest"],
+        ["gcloud", "artifacts", "docker", "images"],  # the digest
         ["gcloud", "compute", "instances", "describe"],
         ["gcloud", "compute", "instances", "create"],
+        ["gcloud", "compute", "instances", "describe"],  # metadata up to date: no restart
         ["gcloud", "compute", "firewall-rules", "describe"],
         ["gcloud", "compute", "firewall-rules", "create"],
+        ["gcloud", "compute", "firewall-rules", "describe"],  # source range up to date
         ["gcloud", "compute", "instances", "describe"],  # the external IP
     ]
+    state = fake.state
+    vm = state["vms"]["workshop-backend"]
+    assert vm["max-run-duration"] == "4h" and vm["termination"] == "DELETE"
+    assert vm["metadata"]["image"] == f"{IMAGE}@{state['images'][IMAGE]['latest']}"
+    assert state["iam"]["workshop"]["roles/artifactregistry.reader"] == [SERVICE_ACCOUNT]
+    assert state["iam"]["project"]["roles/logging.logWriter"] == [SERVICE_ACCOUNT]
     text = out.getvalue()
-    for index in range(1, 13):
-        assert f"[{index}/12]" in text  # a progress line per step, the health wait last
-    assert f"The back-end answers at http://127.0.0.1:{port}" in text
+    for index in range(1, 19):
+        assert f"[{index}/18]" in text  # a progress line per step, the health wait last
+    assert "an answer on stderr" in text  # shown to the student, yet the URL holds the IP alone
+    assert f"The back-end answers at http://127.0.0.1:{port}" in text and "KEY123" not in text
 
 
-def test_execute_with_fake_gcloud_skips_what_already_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_server: BackgroundService) -> None:
-    calls = fake_tools(tmp_path, monkeypatch, scenario="exists")
-    port = int(live_server.url.rsplit(":", 1)[1])
+def test_rerun_keeps_the_vms_key_and_changes_nothing(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    port = port_of(live_server)
+    first = deploy(config(tmp_path, api_key=None, port=port), execute_steps=True, out=io.StringIO())
+    (tmp_path / "wd" / "api-key").unlink()  # even with the saved key lost (another codespace)
+    fake.forget_calls()
     out = io.StringIO()
-    deploy(config(tmp_path, port=port, startup_script=tmp_path / "startup.sh"), execute_steps=True, out=out)
-    assert not any("create" in call for call in recorded(calls))
-    assert out.getvalue().count("already done") == 3
+    second = deploy(config(tmp_path, api_key=None, port=port), execute_steps=True, out=out)
+    assert first is not None and second is not None and second.api_key == first.api_key
+    assert fake.state["vms"]["workshop-backend"]["metadata"]["api-key"] == first.api_key
+    assert requests.get(f"{second.url}/health", timeout=5).status_code == 200
+    changes = {"create", "add-metadata", "reset", "update", "add-iam-policy-binding"}
+    assert not [call for call in fake.calls() if changes & set(call)]
+    text = out.getvalue()
+    assert "its API key is kept" in text
+    assert text.count("already done") == 3 and text.count("already up to date") == 4  # IAM x2, metadata, rule
 
 
-def test_execute_with_fake_gcloud_stops_at_the_first_failure_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = fake_tools(tmp_path, monkeypatch, scenario="no-billing")
+def test_rerun_with_a_new_key_updates_the_vm_and_restarts_it(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    port = port_of(live_server)
+    deploy(config(tmp_path, api_key="OLD-KEY", port=port), execute_steps=True, out=io.StringIO())
+    out = io.StringIO()
+    result = deploy(config(tmp_path, api_key="NEW-KEY", port=port), execute_steps=True, out=out)
+    assert result is not None and result.api_key == "NEW-KEY"
+    state = fake.state
+    assert state["vms"]["workshop-backend"]["metadata"]["api-key"] == "NEW-KEY"
+    assert state["resets"] == ["workshop-backend"]
+    assert (tmp_path / "wd" / "api-key").read_text().strip() == "NEW-KEY"
+    assert "metadata will be updated" in out.getvalue()
+
+
+def test_rerun_with_a_new_image_pins_its_digest_and_restarts_the_vm(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    port = port_of(live_server)
+    deploy(config(tmp_path, port=port), execute_steps=True, out=io.StringIO())
+    old = fake.state["vms"]["workshop-backend"]["metadata"]["image"]
+    fake.set("FAKE_IMAGE_ID", "image-v2")  # the student rebuilt the image: same tag, new content
+    deploy(config(tmp_path, port=port), execute_steps=True, out=io.StringIO())
+    state = fake.state
+    new = state["vms"]["workshop-backend"]["metadata"]["image"]
+    assert new != old and new == f"{IMAGE}@{state['images'][IMAGE]['latest']}"
+    assert state["resets"] == ["workshop-backend"]  # the start-up script reads the metadata at boot
+    assert state["vms"]["workshop-backend"]["metadata"]["api-key"] == "KEY123"
+
+
+def test_firewall_rule_follows_a_changed_public_ip(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    port = port_of(live_server)
+    deploy(config(tmp_path, port=port), execute_steps=True, out=io.StringIO())
+    fake.forget_calls()
+    deploy(config(tmp_path, port=port, source_range="198.51.100.9/32"), execute_steps=True, out=io.StringIO())
+    assert fake.state["rules"]["workshop-allow-8000"]["source-ranges"] == "198.51.100.9/32"
+    assert [call[1:4] for call in fake.calls() if "update" in call] == [["compute", "firewall-rules", "update"]]
+    assert fake.state["resets"] == []  # the VM itself did not change
+
+
+def test_iam_already_granted_by_the_teacher_needs_no_iam_right(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    fake.seed(repos={"workshop": "app=deploy-ml-workshop"}, iam={
+        "workshop": {"roles/artifactregistry.reader": [SERVICE_ACCOUNT]},
+        "project": {"roles/logging.logWriter": ["user:teacher@example.com", SERVICE_ACCOUNT]},
+    })
+    fake.set("FAKE_FAIL", "artifacts repositories add-iam-policy-binding=>iam-permission;"
+                          "projects add-iam-policy-binding=>iam-permission")
+    result = deploy(config(tmp_path, port=port_of(live_server)), execute_steps=True, out=io.StringIO())
+    assert result is not None
+
+
+FAILURES = [
+    # (what fails, how, the step it stops at, words of the hint)
+    ("services enable", "billing", "Enable the APIs", "Billing is not enabled"),
+    ("projects add-iam-policy-binding", "iam-permission", "Let the VM's service account write logs",
+     "lacks the permission"),
+    ("compute instances create", "permission", "Create the VM", "lacks the permission"),
+    ("compute instances create", "org-policy", "Create the VM",
+     "organisation policy (constraints/compute.vmExternalIpAccess)"),
+    ("compute instances create", "quota", "Create the VM", "A quota is exhausted"),
+    ("artifacts docker images describe", "not-found-ar", "Read the pushed image's digest", "does not exist (yet)"),
+]
+
+
+@pytest.mark.parametrize(("fails", "kind", "title", "words"), FAILURES, ids=[f[1] + ":" + f[0] for f in FAILURES])
+def test_execute_stops_at_gclouds_real_failures_with_a_one_sentence_hint(
+    tmp_path: Path, fake: FakeProject, fails: str, kind: str, title: str, words: str
+) -> None:
+    fake.set("FAKE_FAIL", f"{fails}=>{kind}")
     with pytest.raises(StepFailed) as caught:
-        deploy(config(tmp_path, startup_script=tmp_path / "startup.sh"), execute_steps=True, out=io.StringIO())
+        deploy(config(tmp_path), execute_steps=True, out=io.StringIO())
     message = str(caught.value)
-    assert "4/12 'Enable the APIs' failed" in message and "Billing is not enabled" in message
-    assert recorded(calls)[-1][:3] == ["gcloud", "services", "enable"]  # nothing ran after it
+    assert f"'{title}' failed" in message
+    advice = message.split("Hint: ", 1)[1]
+    assert words in advice and advice.endswith(".") and ". " not in advice.rstrip(".")  # one sentence
+    last = [call for call in fake.calls() if call[0] in ("gcloud", "docker")][-1]
+    assert " ".join(last[1:]).startswith(fails)  # nothing ran after it
 
 
-def test_execute_with_fake_gcloud_logged_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_tools(tmp_path, monkeypatch, scenario="logged-out")
+def test_every_hint_is_one_sentence() -> None:
+    from workshop.deploy.runner import HINTS
+
+    for needle, advice in HINTS:
+        text = hint(needle + " constraints/x.y")
+        assert text.endswith(".") and ". " not in text.rstrip("."), text
+
+
+def test_execute_with_fake_gcloud_logged_out(tmp_path: Path, fake: FakeProject) -> None:
+    fake.set("FAKE_ACCOUNT", "")
     with pytest.raises(StepFailed, match="gcloud auth login"):
-        deploy(config(tmp_path, startup_script=tmp_path / "startup.sh"), execute_steps=True, out=io.StringIO())
+        deploy(config(tmp_path), execute_steps=True, out=io.StringIO())
 
 
 def test_execute_without_gcloud_says_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
     with pytest.raises(StepFailed, match="'gcloud' is not installed"):
-        deploy(config(tmp_path, startup_script=tmp_path / "startup.sh"), execute_steps=True, out=io.StringIO())
+        deploy(config(tmp_path), execute_steps=True, out=io.StringIO())
 
 
-def test_cli_execute_failure_exits_1_with_the_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_tools(tmp_path, monkeypatch, scenario="no-billing")
+def test_cli_execute_failure_exits_1_with_the_hint(tmp_path: Path, fake: FakeProject) -> None:
+    fake.set("FAKE_FAIL", "services enable=>billing")
     result = subprocess.run(
         [sys.executable, "-m", "workshop", "gcp", "deploy", "--project", PROJECT, "--api-key", "k",
-         "--source-range", "1.2.3.4/32", "--execute"],
+         "--source-range", "1.2.3.4/32", "--student", "ada", "--execute"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1 and "Billing is not enabled" in result.stderr
-    assert "[4/12] Enable the APIs" in result.stdout
+    assert "[4/18] Enable the APIs" in result.stdout
 
 
-def test_teardown_with_fake_gcloud_lists_what_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = fake_tools(tmp_path, monkeypatch)
+# ----------------------------------------------------------------- teardown
+def test_teardown_with_fake_gcloud_deletes_all_and_lists_nothing_left(
+    tmp_path: Path, fake: FakeProject, live_server: BackgroundService
+) -> None:
+    deploy(config(tmp_path, port=port_of(live_server)), execute_steps=True, out=io.StringIO())
+    fake.forget_calls()
     out = io.StringIO()
-    teardown(config(tmp_path), execute_steps=True, delete_image=True, delete_repository=True, out=out)
-    made = [call[1:4] for call in recorded(calls)]
+    left = teardown(config(tmp_path), execute_steps=True, delete_image=True, delete_repository=True, out=out)
+    made = [call[1:4] for call in fake.calls()]
     assert made[:4] == [
         ["compute", "instances", "delete"], ["compute", "firewall-rules", "delete"],
         ["artifacts", "docker", "images"], ["artifacts", "repositories", "delete"],
     ]
-    assert ["compute", "disks", "list"] in made and "may still cost money" in out.getvalue()
+    assert ["compute", "disks", "list"] in made and ["compute", "firewall-rules", "list"] in made
+    assert left == [] and fake.state["vms"] == {} and fake.state["rules"] == {} and fake.state["repos"] == {}
+    assert "Firewall rules: none" in out.getvalue() and "Nothing that you asked to delete is left" in out.getvalue()
+
+
+PARTIAL_STATES = {
+    "nothing was ever created": ({}, "", []),
+    "only the firewall rule (the VM deleted itself)": (
+        {"rules": {"workshop-allow-8000": {"source-ranges": "1.2.3.4/32"}}}, "", []),
+    "a boot disk left behind": ({"disks": {"workshop-backend": True}}, "", ["Boot disks: workshop-backend"]),
+    "the VM cannot be deleted (no right)": (
+        {"vms": {"workshop-backend": {"metadata": {}}}, "rules": {"workshop-allow-8000": {"source-ranges": "x"}}},
+        "compute instances delete=>permission", ["VMs: workshop-backend"]),
+}
+
+
+@pytest.mark.parametrize("case", PARTIAL_STATES, ids=list(PARTIAL_STATES))
+def test_teardown_runs_to_the_end_from_any_partial_state(tmp_path: Path, fake: FakeProject, case: str) -> None:
+    seed, failure, expected_left = PARTIAL_STATES[case]
+    fake.seed(**seed)
+    fake.set("FAKE_FAIL", failure)
+    out = io.StringIO()
+    left = teardown(config(tmp_path), execute_steps=True, delete_image=True, out=out)
+    text = out.getvalue()
+    assert left == expected_left
+    assert [call[1:4] for call in fake.calls()][:3] == [
+        ["compute", "instances", "delete"], ["compute", "firewall-rules", "delete"], ["artifacts", "docker", "images"],
+    ]  # every deletion was tried, whatever happened to the one before
+    assert fake.state.get("rules", {}) == {}  # the rule went even when the VM could not
+    assert "What is left in the project" in text and "Firewall rules: none" in text
+    assert "Repository (shared by the class): none" in text
+
+
+def test_cli_teardown_exit_code_says_whether_anything_is_left(tmp_path: Path, fake: FakeProject) -> None:
+    command = [sys.executable, "-m", "workshop", "gcp", "teardown", "--project", PROJECT, "--execute"]
+    fake.seed(vms={"workshop-backend": {"metadata": {}}}, disks={"workshop-backend": True})
+    fake.set("FAKE_ACCOUNT", "")  # no suffix: the names above
+    fake.set("FAKE_FAIL", "compute instances delete=>permission")
+    stuck = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert stuck.returncode == 1 and "VMs: workshop-backend" in stuck.stdout and "Still there (2)" in stuck.stdout
+    fake.set("FAKE_FAIL", "")
+    clean = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "VMs: none" in clean.stdout and fake.state["vms"] == {}
 
 
 def test_wait_for_health_times_out_with_advice() -> None:
     dead = f"http://127.0.0.1:{free_port()}/health"
     with pytest.raises(StepFailed, match="serial output"):
         wait_for_health(dead, timeout=1, interval=0.2, out=io.StringIO())
+
+
+# ------------------------------------------------------------ the notebook
+def test_notebook_outputs_hold_no_api_key_and_no_real_project_id() -> None:
+    notebook = json.loads((REPO_ROOT / "notebooks" / "05_deploy_gcp.ipynb").read_text())
+    sources = "".join("".join(cell["source"]) for cell in notebook["cells"])
+    outputs = "".join(
+        "".join(output.get("text", "")) + json.dumps(output.get("data", {}))
+        for cell in notebook["cells"] for output in cell.get("outputs", [])
+    )
+    assert 'PROJECT_ID = "your-project-id"' in sources and "--project=your-project-id" in outputs
+    assert set(re.findall(r"--project=([\w-]+)", outputs)) == {"your-project-id"}
+    assert re.findall(r"api-key=([^,\s\"]+)", outputs) and set(re.findall(r"api-key=([^,\s\"]+)", outputs)) == {"${API_KEY}"}
+    assert not re.search(r"(?<![\w/-])[A-Za-z0-9_-]{32}(?![\w-])", outputs)  # no generated key, anywhere
 
 
 # ------------------------------------------ the start-up script, for real

@@ -206,7 +206,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 
 def _gcp_config(args: argparse.Namespace):
-    from workshop.deploy.gcp import DeployConfig, default_project
+    from workshop.deploy.gcp import DeployConfig, default_project, resolve_student
 
     project = args.project or default_project()
     if not project:
@@ -215,6 +215,7 @@ def _gcp_config(args: argparse.Namespace):
         project=project, region=args.region, zone=args.zone, repository=args.repository, tag=args.tag,
         local_image=args.image, vm_name=args.vm_name, machine_type=args.machine_type,
         source_range=getattr(args, "source_range", None), api_key=getattr(args, "api_key", None),
+        student=resolve_student(args.student), max_run_duration=getattr(args, "max_run_duration", "4h"),
     )
 
 
@@ -233,14 +234,14 @@ def _gcp_teardown(args: argparse.Namespace) -> int:
     from workshop.deploy.runner import StepFailed, teardown
 
     try:
-        teardown(
+        left = teardown(
             _gcp_config(args), execute_steps=args.execute, delete_image=args.delete_image,
             delete_repository=args.delete_repository,
         )
     except (StepFailed, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if left else 0  # the exit code says whether anything it was asked to delete is left
 
 
 def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
@@ -255,15 +256,28 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
     common.add_argument("--tag", default="latest", help="tag in the registry (default: %(default)s)")
     common.add_argument("--vm-name", default="workshop-backend", help="default: %(default)s")
     common.add_argument("--machine-type", default="e2-medium", help="default: %(default)s")
+    common.add_argument(
+        "--student", help="suffix for your VM, firewall rule and image in a project shared by a class "
+        "(default: derived from your gcloud account)",
+    )
     common.add_argument("--execute", action="store_true", help="run the commands instead of printing them")
 
     deploy = actions.add_parser("deploy", parents=[common], help="push the image, create the VM and the firewall rule")
-    deploy.add_argument("--api-key", help="API key the VM's back-end will require (default: a new random one)")
+    deploy.add_argument(
+        "--api-key", help="API key the VM's back-end will require (default: the existing VM's key, else the one "
+        "saved in .workshop-deploy/, else a new one)",
+    )
     deploy.add_argument("--source-range", help="who may reach port 8000 (default: your public IP, else everyone)")
     deploy.add_argument("--timeout", type=float, default=600, help="seconds to wait for /health (default: %(default)s)")
+    deploy.add_argument(
+        "--max-run-duration", default="4h", help="the VM deletes itself after this long, e.g. 90m, 4h, 1d "
+        "(cost guard; default: %(default)s; '' for no limit)",
+    )
     deploy.set_defaults(handler=_gcp_deploy)
 
-    teardown = actions.add_parser("teardown", parents=[common], help="delete the VM and the firewall rule")
+    teardown = actions.add_parser(
+        "teardown", parents=[common], help="delete the VM and the firewall rule; exit code 1 if any is left",
+    )
     teardown.add_argument("--delete-image", action="store_true", help="also delete the pushed image")
     teardown.add_argument("--delete-repository", action="store_true", help="also delete the repository")
     teardown.set_defaults(handler=_gcp_teardown)

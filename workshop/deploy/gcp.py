@@ -3,20 +3,26 @@
 Why not the original lab's commands? Container Registry (``eu.gcr.io``) stopped
 accepting pushes on 2025-03-18: images now go to Artifact Registry, named
 ``REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG``. And
-``gcloud compute instances create-with-container`` relied on a container
-start-up agent that stopped working for new VMs on 2026-07-31: the VM now runs
-Container-Optimized OS (``cos-stable``), whose start-up script pulls and runs
-the image itself (see ``startup.sh`` beside this file).
+``gcloud compute instances create-with-container`` relied on the container
+start-up agent, which Google deprecated: from 2026-07-31 the workflows that rely
+on it stop working. The VM now runs Container-Optimized OS (``cos-stable``),
+whose start-up script pulls and runs the image itself (see ``startup.sh`` beside
+this file).
 
 Every function here only *builds* commands (:class:`Step`); :mod:`workshop.deploy.runner`
-prints them (dry run, the default) or runs them (``--execute``).
+prints them (dry run, the default) or runs them (``--execute``). A few values are
+known only while the plan runs (the project's number, the pushed image's digest,
+the VM's IP): a step *captures* them into a shell variable, and later steps use
+``${NAME}``. The printed plan is therefore a shell script that runs as printed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,28 +35,110 @@ REQUIRED_APIS = ("artifactregistry.googleapis.com", "compute.googleapis.com")
 #: Label put on everything this module creates, to find leftovers.
 LABEL = "app=deploy-ml-workshop"
 
+#: Names of the values captured while the plan runs (shell variables in the printed plan).
+API_KEY = "API_KEY"
+PROJECT_NUMBER = "PROJECT_NUMBER"
+IMAGE_DIGEST = "IMAGE_DIGEST"
+EXTERNAL_IP = "EXTERNAL_IP"
+
+#: The longest per-student suffix: the longest name it ends ("workshop-allow-8000-" + suffix) stays far
+#: below Compute Engine's 63 characters, with room for a longer --vm-name.
+STUDENT_MAX = 20
+
 _PUBLIC_IP_SERVICES = ("https://api.ipify.org", "https://ifconfig.me/ip")
+
+
+def var(name: str) -> str:
+    """A captured value, as later steps write it: ``${NAME}``."""
+    return "${" + name + "}"
+
+
+def _shell_word(arg: str) -> str:
+    # Arguments that use a captured value go in double quotes, so the shell expands them; ours never hold
+    # a double quote, a backslash or a backquote.
+    if "${" in arg:
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
+def _shell_line(command: tuple[str, ...]) -> str:
+    return " ".join(_shell_word(arg) for arg in command)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One command of the plan. ``unless``: a check; when it succeeds the step is already done (idempotence)."""
+    """One command of the plan.
+
+    ``unless``: a check; when it succeeds the step is already done (idempotence). With ``expect``, the check
+    must also print that exact line on its standard output (a value already up to date).
+    ``then``: a second command, run only when the first one ran (restart after an update).
+    ``capture``: the name of a shell variable that receives the command's standard output (stderr apart).
+    ``missing_ok``: a "not found" answer counts as done (deletions: the resource is already gone).
+    """
 
     title: str
     command: tuple[str, ...]
     unless: tuple[str, ...] | None = None
+    expect: str | None = None
+    then: tuple[str, ...] | None = None
+    capture: str | None = None
+    missing_ok: bool = False
 
     def shell(self) -> str:
-        """The step as one line to copy into a terminal."""
-        line = shlex.join(self.command)
+        """The step as one line to paste into a terminal (bash), from any directory."""
+        line = _shell_line(self.command)
+        if self.capture:
+            line = f"{self.capture}=$({line})"
+        if self.then:
+            line = f"{{ {line} && {_shell_line(self.then)}; }}"
+        if self.missing_ok:
+            line = f"{line} || true"
+        if self.unless and self.expect is not None:
+            return f"{_shell_line(self.unless)} 2>/dev/null | grep -qxF {_shell_word(self.expect)} || {line}"
         if self.unless:
-            return f"{shlex.join(self.unless)} >/dev/null 2>&1 || {line}"
+            return f"{_shell_line(self.unless)} >/dev/null 2>&1 || {line}"
         return line
+
+
+def sanitise_student(name: str) -> str:
+    """A name fit for the end of a Compute Engine name: lowercase letters, digits and single hyphens."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:STUDENT_MAX].strip("-")
+    if not cleaned:
+        raise ValueError(f"'{name}' gives no usable student name: use letters and digits, e.g. --student ada.")
+    return cleaned
+
+
+def student_from_account(account: str) -> str:
+    """The per-student suffix derived from a gcloud account: ``jean.dupont@univ.fr`` → ``jean-dupont-1a2b``.
+
+    The part before the @ keeps it readable for the teacher; four hex digits of the whole address keep two
+    students apart even when their names are cut short or written alike (jean.dupont, jean-dupont).
+    """
+    local = re.sub(r"[^a-z0-9]+", "-", account.split("@")[0].lower()).strip("-")[: STUDENT_MAX - 5].strip("-")
+    digest = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:4]
+    return f"{local or 's'}-{digest}"
+
+
+def active_account() -> str | None:
+    """The account gcloud is logged in with (``gcloud config get-value account``), if any."""
+    return _gcloud_value("account")
+
+
+def resolve_student(given: str | None) -> str | None:
+    """The student suffix: the name given (``--student``), else one derived from the active gcloud account."""
+    if given:
+        return sanitise_student(given)
+    account = active_account()
+    return student_from_account(account) if account else None
 
 
 @dataclass
 class DeployConfig:
-    """Everything the deployment needs to know; defaults suit the lab."""
+    """Everything the deployment needs to know; defaults suit the lab.
+
+    ``student``: a suffix added to every per-student name (VM, firewall rule, network tag, image), so a class
+    shares one project without touching each other's resources. The repository is shared.
+    """
 
     project: str
     region: str = "europe-west1"
@@ -66,38 +154,78 @@ class DeployConfig:
     firewall_rule: str = "workshop-allow-8000"
     port: int = 8000
     source_range: str | None = None  # default: the caller's public IP, else 0.0.0.0/0
-    api_key: str | None = None  # default: a new random key
-    startup_script: Path = field(default_factory=lambda: Path(".workshop-deploy") / "startup.sh")
+    api_key: str | None = None  # default: the VM's key on a re-run, else the saved one, else a new random key
+    student: str | None = None
+    max_run_duration: str = "4h"  # the VM deletes itself after this (cost guard); "" for no limit
+    work_dir: Path = field(default_factory=lambda: Path(".workshop-deploy"))
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", self.project or ""):
             raise ValueError(
                 f"'{self.project}' is not a Google Cloud project id (6-30 lowercase letters, digits and hyphens)."
             )
+        if self.max_run_duration and not re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", self.max_run_duration):
+            raise ValueError(f"'{self.max_run_duration}' is not a duration: write it like 4h, 90m or 1d2h.")
         self.zone = self.zone or f"{self.region}-b"
+        # Absolute: the printed plan names these files, and it must run from wherever it is pasted.
+        self.work_dir = Path(self.work_dir).absolute()
+        if self.student:
+            self.student = sanitise_student(self.student)
+            for name in ("vm_name", "firewall_rule", "network_tag", "image_name"):
+                setattr(self, name, f"{getattr(self, name)}-{self.student}")
 
     @property
     def registry_host(self) -> str:
         return f"{self.region}-docker.pkg.dev"
 
     @property
+    def image_path(self) -> str:
+        """The image's Artifact Registry name, without tag or digest."""
+        return f"{self.registry_host}/{self.project}/{self.repository}/{self.image_name}"
+
+    @property
     def remote_image(self) -> str:
-        """The image's Artifact Registry name."""
-        return f"{self.registry_host}/{self.project}/{self.repository}/{self.image_name}:{self.tag}"
+        """The image's Artifact Registry name, with its tag (what docker pushes)."""
+        return f"{self.image_path}:{self.tag}"
+
+    @property
+    def pinned_image(self) -> str:
+        """The image by digest (what the VM runs): a new push is a new name, so a re-run sees the change."""
+        return f"{self.image_path}@{var(IMAGE_DIGEST)}"
+
+    @property
+    def startup_script(self) -> Path:
+        return self.work_dir / "startup.sh"
+
+    @property
+    def api_key_file(self) -> Path:
+        """Where the key is kept (git-ignored): the plan reads it from there, so it never shows the key."""
+        return self.work_dir / (f"api-key-{self.student}" if self.student else "api-key")
+
+    @property
+    def service_account(self) -> str:
+        """The project's default compute service account, the identity the VM pulls the image with."""
+        return f"serviceAccount:{var(PROJECT_NUMBER)}-compute@developer.gserviceaccount.com"
+
+    @property
+    def labels(self) -> str:
+        return f"{LABEL},student={self.student}" if self.student else LABEL
+
+
+def _gcloud_value(key: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["gcloud", "config", "get-value", key], capture_output=True, text=True, timeout=30
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    value = result.stdout.strip()
+    return value if result.returncode == 0 and value and value != "(unset)" else None
 
 
 def default_project() -> str | None:
     """The project gcloud is configured with (``gcloud config get-value project``), if any."""
-    import subprocess
-
-    try:
-        result = subprocess.run(
-            ["gcloud", "config", "get-value", "project"], capture_output=True, text=True, timeout=30
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    project = result.stdout.strip()
-    return project if result.returncode == 0 and project and project != "(unset)" else None
+    return _gcloud_value("project")
 
 
 def generate_api_key() -> str:
@@ -117,17 +245,37 @@ def public_ip(timeout: float = 3.0) -> str | None:
     return None
 
 
-def resolve_access(config: DeployConfig) -> list[str]:
-    """Fill in the API key and the firewall's source range; return what the student must be told."""
+def resolve_access(config: DeployConfig, key_on_vm: str | None = None) -> list[str]:
+    """Fill in the API key and the firewall's source range; save the key; return what the student must be told.
+
+    The key, in this order: the one given, the one the VM already has (a re-run keeps it working),
+    the one saved by an earlier run, a new one.
+    """
     notes = []
-    if config.api_key is None:
+    saved = config.api_key_file.read_text().strip() if config.api_key_file.is_file() else None
+    if config.api_key:
+        if key_on_vm and key_on_vm != config.api_key:
+            notes.append("A new API key was given: the VM's metadata will be updated and the VM restarted.")
+    elif key_on_vm:
+        config.api_key = key_on_vm
+        notes.append("The VM already exists: its API key is kept.")
+    elif saved:
+        config.api_key = saved
+    else:
         config.api_key = generate_api_key()
-        notes.append(f"Generated API key (shown once, keep it): {config.api_key}")
+        notes.append("Generated a new API key.")
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    config.api_key_file.write_text(config.api_key + "\n")
+    config.api_key_file.chmod(0o600)
+    notes.append(f"API key: in {config.api_key_file} (read it with: cat {shlex.quote(str(config.api_key_file))})")
     if config.source_range is None:
         ip = public_ip()
         if ip:
             config.source_range = f"{ip}/32"
-            notes.append(f"Port {config.port} will be open to this machine's public IP only: {config.source_range}")
+            notes.append(
+                f"Port {config.port} will be open to this machine's public IP only: {config.source_range} "
+                "(a browser elsewhere is refused: see the guide)"
+            )
         else:
             config.source_range = "0.0.0.0/0"
             notes.append(
@@ -143,20 +291,56 @@ def startup_script_text() -> str:
 
 
 def check_steps(config: DeployConfig) -> list[Step]:
-    """1. gcloud installed and logged in, the project exists, the APIs are on."""
+    """1. gcloud installed and logged in, the project exists (its number read), the APIs are on."""
     return [
         Step("Check that gcloud is installed", ("gcloud", "--version")),
         Step(
             "Check that you are logged in",
             ("gcloud", "auth", "list", "--filter=status:ACTIVE", "--format=value(account)"),
         ),
-        Step("Check the project", ("gcloud", "projects", "describe", config.project, "--format=value(projectId)")),
+        Step(
+            "Check the project and read its number",
+            ("gcloud", "projects", "describe", config.project, "--format=value(projectNumber)"),
+            capture=PROJECT_NUMBER,
+        ),
         Step("Enable the APIs", ("gcloud", "services", "enable", *REQUIRED_APIS, f"--project={config.project}")),
     ]
 
 
+def _iam_check(what: tuple[str, ...], role: str) -> tuple[str, ...]:
+    # Lists the members holding the role; the step is done when the service account is one of them.
+    # Reading first keeps 30 students from rewriting the same policy at once (and lets a student without
+    # the right to change IAM pass once the teacher has granted it).
+    return (
+        *what, "--flatten=bindings[].members", f"--filter=bindings.role={role}", "--format=value(bindings.members)",
+    )
+
+
+def access_steps(config: DeployConfig) -> list[Step]:
+    """2. The VM's identity may pull from the repository and write logs (new organisations no longer give it Editor)."""
+    member = config.service_account
+    repository = (config.repository, f"--location={config.region}", f"--project={config.project}")
+    reader, writer = "roles/artifactregistry.reader", "roles/logging.logWriter"
+    return [
+        Step(
+            "Let the VM's service account pull from the repository",
+            ("gcloud", "artifacts", "repositories", "add-iam-policy-binding", *repository,
+             f"--member={member}", f"--role={reader}", "--format=none"),
+            unless=_iam_check(("gcloud", "artifacts", "repositories", "get-iam-policy", *repository), reader),
+            expect=member,
+        ),
+        Step(
+            "Let the VM's service account write logs",
+            ("gcloud", "projects", "add-iam-policy-binding", config.project,
+             f"--member={member}", f"--role={writer}", "--condition=None", "--format=none"),
+            unless=_iam_check(("gcloud", "projects", "get-iam-policy", config.project), writer),
+            expect=member,
+        ),
+    ]
+
+
 def push_steps(config: DeployConfig) -> list[Step]:
-    """2. An Artifact Registry repository, docker auth for its host only, tag and push."""
+    """3. An Artifact Registry repository, docker auth for its host only, tag, push, read the digest."""
     return [
         Step(
             "Create the Artifact Registry repository",
@@ -170,51 +354,80 @@ def push_steps(config: DeployConfig) -> list[Step]:
                 f"--location={config.region}", f"--project={config.project}",
             ),
         ),
-        Step("Let docker log in to that registry", ("gcloud", "auth", "configure-docker", config.registry_host, "--quiet")),
+        *access_steps(config),
+        Step("Let docker log in to that registry",
+             ("gcloud", "auth", "configure-docker", config.registry_host, "--quiet")),
         Step("Tag the back-end image", ("docker", "tag", config.local_image, config.remote_image)),
         Step("Push the back-end image", ("docker", "push", config.remote_image)),
+        Step(
+            "Read the pushed image's digest",
+            ("gcloud", "artifacts", "docker", "images", "describe", config.remote_image,
+             "--format=value(image_summary.digest)"),
+            capture=IMAGE_DIGEST,
+        ),
     ]
 
 
+def _vm(config: DeployConfig) -> tuple[str, ...]:
+    return (config.vm_name, f"--zone={config.zone}", f"--project={config.project}")
+
+
 def vm_steps(config: DeployConfig) -> list[Step]:
-    """3 and 4. The VM (cos-stable, start-up script, network tag, key as metadata) and its firewall rule."""
-    metadata = f"image={config.remote_image},api-key={config.api_key},port={config.port},google-logging-enabled=true"
+    """4 and 5. The VM (cos-stable, start-up script, tag, metadata, deletion time), kept current; its firewall rule."""
+    metadata = f"image={config.pinned_image},api-key={var(API_KEY)},port={config.port},google-logging-enabled=true"
+    cost_guard = (
+        (f"--max-run-duration={config.max_run_duration}", "--instance-termination-action=DELETE")
+        if config.max_run_duration else ()
+    )
+    rule = (config.firewall_rule, f"--project={config.project}")
     return [
+        Step("Read the API key (kept out of the printed plan)", ("cat", str(config.api_key_file)), capture=API_KEY),
         Step(
             "Create the VM",
             (
-                "gcloud", "compute", "instances", "create", config.vm_name,
-                f"--project={config.project}", f"--zone={config.zone}", f"--machine-type={config.machine_type}",
+                "gcloud", "compute", "instances", "create", *_vm(config), f"--machine-type={config.machine_type}",
                 "--image-family=cos-stable", "--image-project=cos-cloud", f"--boot-disk-size={config.boot_disk_size}",
-                f"--tags={config.network_tag}", f"--labels={LABEL}",
+                f"--tags={config.network_tag}", f"--labels={config.labels}", *cost_guard,
                 f"--metadata={metadata}", f"--metadata-from-file=startup-script={config.startup_script}",
             ),
-            unless=(
-                "gcloud", "compute", "instances", "describe", config.vm_name,
-                f"--zone={config.zone}", f"--project={config.project}",
-            ),
+            unless=("gcloud", "compute", "instances", "describe", *_vm(config)),
+        ),
+        Step(
+            "Give an existing VM the new image and key, then restart it",
+            ("gcloud", "compute", "instances", "add-metadata", *_vm(config),
+             f"--metadata=image={config.pinned_image},api-key={var(API_KEY)}"),
+            unless=("gcloud", "compute", "instances", "describe", *_vm(config),
+                    "--format=csv[no-heading](metadata.items.image,metadata.items.api-key)"),
+            expect=f"{config.pinned_image},{var(API_KEY)}",
+            # The start-up script reads the metadata at boot. A reset keeps the VM running, so its
+            # automatic deletion time stays; a stop would clear it.
+            then=("gcloud", "compute", "instances", "reset", *_vm(config)),
         ),
         Step(
             "Open the port to the VM's tag",
             (
-                "gcloud", "compute", "firewall-rules", "create", config.firewall_rule,
-                f"--project={config.project}", "--network=default", "--direction=INGRESS", "--action=ALLOW",
-                f"--rules=tcp:{config.port}", f"--target-tags={config.network_tag}",
+                "gcloud", "compute", "firewall-rules", "create", *rule, "--network=default", "--direction=INGRESS",
+                "--action=ALLOW", f"--rules=tcp:{config.port}", f"--target-tags={config.network_tag}",
                 f"--source-ranges={config.source_range}",
             ),
-            unless=("gcloud", "compute", "firewall-rules", "describe", config.firewall_rule, f"--project={config.project}"),
+            unless=("gcloud", "compute", "firewall-rules", "describe", *rule),
+        ),
+        Step(
+            "Let the firewall follow this machine's IP",
+            ("gcloud", "compute", "firewall-rules", "update", *rule, f"--source-ranges={config.source_range}"),
+            unless=("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(sourceRanges)"),
+            expect=str(config.source_range),
         ),
     ]
 
 
 def external_ip_step(config: DeployConfig) -> Step:
-    """5. The VM's external IP (then :func:`workshop.deploy.runner.wait_for_health` polls it)."""
+    """6. The VM's external IP (then :func:`workshop.deploy.runner.wait_for_health` polls it)."""
     return Step(
         "Read the VM's external IP",
-        (
-            "gcloud", "compute", "instances", "describe", config.vm_name, f"--zone={config.zone}",
-            f"--project={config.project}", "--format=get(networkInterfaces[0].accessConfigs[0].natIP)",
-        ),
+        ("gcloud", "compute", "instances", "describe", *_vm(config),
+         "--format=get(networkInterfaces[0].accessConfigs[0].natIP)"),
+        capture=EXTERNAL_IP,
     )
 
 
@@ -223,47 +436,63 @@ def deploy_steps(config: DeployConfig) -> list[Step]:
     return [*check_steps(config), *push_steps(config), *vm_steps(config), external_ip_step(config)]
 
 
+def key_on_vm_step(config: DeployConfig) -> Step:
+    """The API key in an existing VM's metadata (a re-run keeps it); fails when there is no VM."""
+    return Step(
+        "Read the API key of the VM, if it exists",
+        ("gcloud", "compute", "instances", "describe", *_vm(config), "--format=value(metadata.items.api-key)"),
+        capture=API_KEY,
+    )
+
+
 def teardown_steps(config: DeployConfig, delete_image: bool = False, delete_repository: bool = False) -> list[Step]:
-    """6. Delete the VM and the firewall rule; the image and the repository when asked."""
+    """7. Delete the VM and the firewall rule; the image and the repository when asked. Gone already is fine."""
     steps = [
-        Step(
-            "Delete the VM (and its boot disk)",
-            ("gcloud", "compute", "instances", "delete", config.vm_name, f"--zone={config.zone}",
-             f"--project={config.project}", "--quiet"),
-        ),
-        Step(
-            "Delete the firewall rule",
-            ("gcloud", "compute", "firewall-rules", "delete", config.firewall_rule, f"--project={config.project}", "--quiet"),
-        ),
+        Step("Delete the VM (and its boot disk)",
+             ("gcloud", "compute", "instances", "delete", *_vm(config), "--quiet"), missing_ok=True),
+        Step("Delete the firewall rule",
+             ("gcloud", "compute", "firewall-rules", "delete", config.firewall_rule, f"--project={config.project}",
+              "--quiet"), missing_ok=True),
     ]
     if delete_image or delete_repository:
-        steps.append(
-            Step(
-                "Delete the image",
-                ("gcloud", "artifacts", "docker", "images", "delete", config.remote_image.rsplit(":", 1)[0],
-                 "--delete-tags", "--quiet"),
-            )
-        )
+        steps.append(Step("Delete the image",
+                          ("gcloud", "artifacts", "docker", "images", "delete", config.image_path, "--delete-tags",
+                           "--quiet"), missing_ok=True))
     if delete_repository:
-        steps.append(
-            Step(
-                "Delete the repository",
-                ("gcloud", "artifacts", "repositories", "delete", config.repository, f"--location={config.region}",
-                 f"--project={config.project}", "--quiet"),
-            )
-        )
+        steps.append(Step("Delete the repository",
+                          ("gcloud", "artifacts", "repositories", "delete", config.repository,
+                           f"--location={config.region}", f"--project={config.project}", "--quiet"), missing_ok=True))
     return steps
 
 
-def leftover_steps(config: DeployConfig) -> list[Step]:
-    """What may still cost money after a teardown: VMs, disks, static IPs, image repositories."""
-    label = f"--filter=labels.{LABEL}"
+@dataclass(frozen=True)
+class Leftover:
+    """A check for one kind of resource that may be left: its command prints one line per resource left."""
+
+    kind: str
+    step: Step
+    counts: bool  # whether this teardown was asked to delete it (then it decides the exit code)
+
+
+def leftover_checks(
+    config: DeployConfig, delete_image: bool = False, delete_repository: bool = False
+) -> list[Leftover]:
+    """What may still cost money after a teardown: this student's VM, disk, firewall rule, image; the repository."""
+    project = f"--project={config.project}"
+
+    def listing(kind: str, command: tuple[str, ...], counts: bool) -> Leftover:
+        return Leftover(kind, Step(f"List the {kind.lower()} left", command, missing_ok=True), counts)
+
     return [
-        Step("VMs left", ("gcloud", "compute", "instances", "list", f"--project={config.project}", label)),
-        Step("Disks left", ("gcloud", "compute", "disks", "list", f"--project={config.project}")),
-        Step("Reserved IP addresses left", ("gcloud", "compute", "addresses", "list", f"--project={config.project}")),
-        Step(
-            "Image repositories left (storage is billed)",
-            ("gcloud", "artifacts", "repositories", "list", f"--project={config.project}", f"--location={config.region}"),
-        ),
+        listing("VMs", ("gcloud", "compute", "instances", "list", project, f"--filter=name={config.vm_name}",
+                        "--format=value(name)"), True),
+        listing("Boot disks", ("gcloud", "compute", "disks", "list", project, f"--filter=name={config.vm_name}",
+                          "--format=value(name)"), True),
+        listing("Firewall rules", ("gcloud", "compute", "firewall-rules", "list", project,
+                                   f"--filter=name={config.firewall_rule}", "--format=value(name)"), True),
+        listing("Images", ("gcloud", "artifacts", "docker", "images", "list", config.image_path,
+                                              "--format=value(version)"), delete_image or delete_repository),
+        listing("Repository (shared by the class)", ("gcloud", "artifacts", "repositories", "describe",
+                                                       config.repository, f"--location={config.region}", project,
+                                                       "--format=value(name)"), delete_repository),
     ]

@@ -6,6 +6,7 @@ then runs them by adding ``--execute`` (or ``execute=True`` in the notebook).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -16,25 +17,45 @@ from typing import TextIO
 import requests
 
 from workshop.deploy.gcp import (
+    EXTERNAL_IP,
+    IMAGE_DIGEST,
     DeployConfig,
     Step,
+    check_steps,
     deploy_steps,
-    leftover_steps,
+    key_on_vm_step,
+    leftover_checks,
     resolve_access,
     startup_script_text,
     teardown_steps,
+    var,
 )
 
-# What a failing command's output means, and what to do about it.
+# What a failing command's output means, and what to do about it: one sentence each. The first match wins,
+# so the specific causes come before the general ones (an organisation policy is also a refusal).
 HINTS: tuple[tuple[str, str], ...] = (
+    ("constraints/", "An organisation policy ({constraint}) forbids this in your project: ask your organisation's "
+                     "administrator for an exception on this project, or use a project outside the organisation."),
+    ("organization policy", "An organisation policy forbids this in your project: ask your organisation's "
+                            "administrator for an exception on this project, or use a project outside the "
+                            "organisation."),
+    ("concurrent policy changes", "Someone changed the project's permissions at the same moment (a classmate?): "
+                                  "run the same command again."),
     ("billing", "Billing is not enabled on this project: link a billing account in the console (Billing)."),
-    ("quota", "A quota is exhausted: pick another region/zone or a smaller machine type, or ask for more quota."),
+    ("quota", "A quota is exhausted (named above): pick another region/zone or a smaller machine type, or ask the "
+              "project's owner for more quota."),
     ("not currently have an active account", "You are not logged in: run `gcloud auth login`."),
-    ("permission_denied", "Your account lacks a permission on this project: ask its owner for Editor, or check the project id."),
-    ("denied: ", "Docker cannot push: run `gcloud auth configure-docker REGION-docker.pkg.dev` (step 'Let docker log in')."),
+    ("unauthenticated request", "Docker cannot push: run `gcloud auth configure-docker REGION-docker.pkg.dev` "
+                                "(step 'Let docker log in')."),
+    ("permission", "Your account lacks the permission named above on this project: ask the project's owner to grant "
+                   "it (the lab guide lists the roles) or to run this step for you, and check the project id."),
     ("already exists", "The resource already exists: run the teardown first, or choose another name."),
-    ("was not found", "The resource does not exist (yet): check the names, zone and project id."),
+    ("not found", "The resource does not exist (yet): check the names, zone and project id."),
+    ("not_found", "The resource does not exist (yet): check the names, zone and project id."),
 )
+
+#: Captured values that may be shown as they are read (the API key, for one, is never shown).
+_SHOWN = (IMAGE_DIGEST, EXTERNAL_IP)
 
 
 class StepFailed(RuntimeError):
@@ -50,19 +71,35 @@ class DeployResult:
     health_seconds: float
 
 
-def _hint(output: str) -> str:
+def hint(output: str) -> str:
+    """One sentence saying what to do about a failed command's output."""
     lowered = output.lower()
     for needle, advice in HINTS:
         if needle in lowered:
-            return advice
+            constraint = re.search(r"constraints/[\w.]+", output)
+            return advice.format(constraint=constraint.group(0) if constraint else "named above")
     return "Read the output above; the troubleshooting page of the lab guide lists the usual causes."
 
 
+def is_missing(output: str) -> bool:
+    """Whether gcloud answered that the resource does not exist (for a deletion: already done)."""
+    lowered = output.lower()
+    return "billing" not in lowered and ("not found" in lowered or "not_found" in lowered)
+
+
 def print_plan(steps: Sequence[Step], out: TextIO = sys.stdout) -> None:
-    """The exact commands, numbered, ready to copy into a terminal."""
+    """The exact commands, numbered, ready to paste into a terminal (bash), from any directory."""
     for index, step in enumerate(steps, start=1):
         print(f"# {index}/{len(steps)} {step.title}", file=out)
         print(step.shell(), file=out)
+
+
+def _not_installed(tool: str) -> StepFailed:
+    advice = (
+        "Install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install); the codespace has it."
+        if tool == "gcloud" else f"Install {tool}."
+    )
+    return StepFailed(f"'{tool}' is not installed. {advice}")
 
 
 def _run(command: Sequence[str], out: TextIO, echo: bool) -> tuple[int, str]:
@@ -70,12 +107,7 @@ def _run(command: Sequence[str], out: TextIO, echo: bool) -> tuple[int, str]:
     try:
         process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     except FileNotFoundError:
-        tool = command[0]
-        advice = (
-            "Install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install); the codespace has it."
-            if tool == "gcloud" else f"Install {tool}."
-        )
-        raise StepFailed(f"'{tool}' is not installed. {advice}") from None
+        raise _not_installed(command[0]) from None
     lines = []
     assert process.stdout is not None
     for line in process.stdout:
@@ -85,29 +117,87 @@ def _run(command: Sequence[str], out: TextIO, echo: bool) -> tuple[int, str]:
     return process.wait(), "".join(lines)
 
 
-def execute(steps: Sequence[Step], out: TextIO = sys.stdout, total: int | None = None) -> str:
-    """Run the steps in order with a progress line each; stop at the first failure. Return the last output.
+def _read(command: Sequence[str]) -> tuple[int, str, str]:
+    """Run a command that answers a value: its exit code, standard output and standard error, kept apart."""
+    try:
+        result = subprocess.run(list(command), capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        raise _not_installed(command[0]) from None
+    return result.returncode, result.stdout, result.stderr
 
-    ``total``: the number shown after the slash, when more steps follow these (the health wait).
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in values:
+            raise StepFailed(f"No value for {match.group(0)}: the step that reads it did not run.")
+        return values[match.group(1)]
+
+    return re.sub(r"\$\{(\w+)\}", value, text)
+
+
+def _filled(command: Sequence[str], values: dict[str, str]) -> tuple[str, ...]:
+    return tuple(_fill(arg, values) for arg in command)
+
+
+def _already_done(step: Step, values: dict[str, str], out: TextIO) -> bool:
+    assert step.unless is not None
+    if step.expect is None:
+        code, _ = _run(_filled(step.unless, values), out, echo=False)
+        return code == 0
+    code, stdout, _ = _read(_filled(step.unless, values))
+    return code == 0 and _fill(step.expect, values) in (line.strip() for line in stdout.splitlines())
+
+
+def _failed(index: int, total: int, step: Step, code: int, output: str) -> StepFailed:
+    return StepFailed(
+        f"Step {index}/{total} '{step.title}' failed (exit code {code}).\n"
+        f"Command: {step.shell()}\nHint: {hint(output)}"
+    )
+
+
+def execute(
+    steps: Sequence[Step], out: TextIO = sys.stdout, total: int | None = None, start: int = 1,
+    values: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Run the steps in order with a progress line each; stop at the first failure. Return the captured values.
+
+    ``total``/``start``: the numbers shown, when these steps are part of a longer plan.
+    ``values``: values captured by earlier steps (``${NAME}`` in the commands).
     """
-    output = ""
+    values = dict(values or {})
     total = total or len(steps)
-    for index, step in enumerate(steps, start=1):
+    for index, step in enumerate(steps, start=start):
         print(f"[{index}/{total}] {step.title}", file=out, flush=True)
-        if step.unless is not None:
-            code, _ = _run(step.unless, out, echo=False)
-            if code == 0:
-                print("    already done", file=out)
-                continue
-        code, output = _run(step.command, out, echo=True)
+        if step.unless is not None and _already_done(step, values, out):
+            print("    already done" if step.expect is None else "    already up to date", file=out)
+            continue
+        command = _filled(step.command, values)
+        if step.capture:
+            code, stdout, stderr = _read(command)
+            output = stderr + stdout
+            for line in stderr.splitlines():
+                print(f"    {line}", file=out)
+        else:
+            code, output = _run(command, out, echo=True)
         if code != 0:
-            raise StepFailed(
-                f"Step {index}/{total} '{step.title}' failed (exit code {code}).\n"
-                f"Command: {step.shell()}\nHint: {_hint(output)}"
-            )
+            if step.missing_ok and is_missing(output):
+                print("    already gone", file=out)
+                continue
+            raise _failed(index, total, step, code, output)
+        if step.capture:
+            # The value is gcloud's standard output alone: warnings go to standard error.
+            value = stdout.strip()
+            if not value:
+                raise StepFailed(f"Step {index}/{total} '{step.title}' printed nothing. Hint: {hint(stderr)}")
+            values[step.capture] = value
+            print(f"    {step.capture}={value}" if step.capture in _SHOWN else f"    {step.capture} read", file=out)
+        if step.then:
+            code, output = _run(_filled(step.then, values), out, echo=True)
+            if code != 0:
+                raise _failed(index, total, step, code, output)
         if step.command[:3] == ("gcloud", "auth", "list") and not output.strip():
             raise StepFailed(f"Step {index}/{total} '{step.title}': no active account. Hint: run `gcloud auth login`.")
-    return output
+    return values
 
 
 def wait_for_health(
@@ -137,25 +227,56 @@ def wait_for_health(
         time.sleep(interval)
 
 
-def deploy(config: DeployConfig, execute_steps: bool = False, out: TextIO = sys.stdout, timeout: float = 600.0) -> DeployResult | None:
-    """Print (dry run) or run the deployment; when run, wait until the VM's API answers."""
-    for note in resolve_access(config):
-        print(note, file=out)
-    config.startup_script.parent.mkdir(parents=True, exist_ok=True)
+def _class_notes(config: DeployConfig) -> list[str]:
+    notes = []
+    if config.student:
+        notes.append(f"Student '{config.student}': your VM is {config.vm_name}, your firewall rule "
+                     f"{config.firewall_rule}, your image {config.image_name}.")
+    else:
+        notes.append("No student name (no gcloud account found): names carry no suffix; in a project shared by "
+                     "a class, pass --student NAME.")
+    if config.max_run_duration:
+        notes.append(f"Cost guard: the VM deletes itself {config.max_run_duration} after it starts "
+                     "(--max-run-duration); deploy again for a new one.")
+    return notes
+
+
+def deploy(
+    config: DeployConfig, execute_steps: bool = False, out: TextIO = sys.stdout, timeout: float = 600.0
+) -> DeployResult | None:
+    """Print (dry run) or run the deployment; when run, wait until the VM's API answers.
+
+    A re-run keeps one working key: the VM's own, unless a new one is given (then the VM gets it); a new
+    image reaches the VM by its digest; the firewall rule follows this machine's IP.
+    """
+    config.work_dir.mkdir(parents=True, exist_ok=True)
     config.startup_script.write_text(startup_script_text())
-    steps = deploy_steps(config)
     if not execute_steps:
-        print(f"Dry run: the {len(steps)} commands below are what --execute runs (start-up script: "
-              f"{config.startup_script}).", file=out)
+        # Everything printed is a bash script: the notes are comments, so the whole output can be pasted.
+        for note in [*_class_notes(config), *resolve_access(config)]:
+            print(f"# {note}", file=out)
+        steps = deploy_steps(config)
+        print(f"# Dry run: the {len(steps)} commands below are what --execute runs; pasted into a terminal "
+              "(bash), they do the same from any directory.", file=out)
         print_plan(steps, out)
-        print(f"# then: wait until http://EXTERNAL_IP:{config.port}/health answers", file=out)
+        print(f"# then, within a few minutes: curl http://{var(EXTERNAL_IP)}:{config.port}/health", file=out)
         return None
-    external_ip = execute(steps, out, total=len(steps) + 1).strip().splitlines()[-1].strip()
-    url = f"http://{external_ip}:{config.port}"
-    print(f"[{len(steps) + 1}/{len(steps) + 1}] Wait until the API answers", file=out)
+    for note in _class_notes(config):
+        print(note, file=out)
+    checks = check_steps(config)
+    total = len(deploy_steps(config)) + 1
+    values = execute(checks, out, total=total)
+    # The key already on the VM, if it exists: reading it fails when there is no VM, which is fine.
+    code, stdout, _ = _read(_filled(key_on_vm_step(config).command, values))
+    for note in resolve_access(config, key_on_vm=stdout.strip() if code == 0 and stdout.strip() else None):
+        print(note, file=out)
+    values = execute(deploy_steps(config)[len(checks):], out, total=total, start=len(checks) + 1, values=values)
+    url = f"http://{values[EXTERNAL_IP]}:{config.port}"
+    print(f"[{total}/{total}] Wait until the API answers", file=out)
     seconds = wait_for_health(f"{url}/health", timeout=timeout, out=out)
     print(f"\nThe back-end answers at {url} (docs: {url}/docs).", file=out)
-    print(f"Point the front-end at it: workshop ui --backend-url {url}   (API key: the one above)", file=out)
+    print(f"Point the front-end at it: WORKSHOP_API_KEY=$(cat {config.api_key_file}) workshop ui --backend-url {url}",
+          file=out)
     assert config.api_key is not None
     return DeployResult(url=url, api_key=config.api_key, health_seconds=seconds)
 
@@ -163,14 +284,41 @@ def deploy(config: DeployConfig, execute_steps: bool = False, out: TextIO = sys.
 def teardown(
     config: DeployConfig, execute_steps: bool = False, delete_image: bool = False, delete_repository: bool = False,
     out: TextIO = sys.stdout,
-) -> None:
-    """Print (dry run) or run the clean-up, then list what may still cost money."""
+) -> list[str]:
+    """Print (dry run) or run the clean-up to the end, then list what is left. Return what is left.
+
+    Every deletion runs, whatever happened to the one before: a resource already gone counts as done, a
+    failure is reported and the others still go. What is left counts only what this teardown was asked to
+    delete (the shared repository, for one, is listed but not counted unless ``delete_repository``).
+    """
     steps = teardown_steps(config, delete_image=delete_image, delete_repository=delete_repository)
-    checks = leftover_steps(config)
+    checks = leftover_checks(config, delete_image=delete_image, delete_repository=delete_repository)
     if not execute_steps:
-        print(f"Dry run: the {len(steps)} commands below are what --execute runs, then these checks.", file=out)
-        print_plan([*steps, *checks], out)
-        return
-    execute(steps, out)
-    print("\nWhat is left in the project (each of these may still cost money):", file=out)
-    execute(checks, out)
+        print(f"# Dry run: the {len(steps)} commands below are what --execute runs, then these checks "
+              "(each prints what is left, one name a line).", file=out)
+        print_plan([*steps, *(check.step for check in checks)], out)
+        return []
+    failures = []
+    for index, step in enumerate(steps, start=1):
+        try:
+            execute([step], out, total=len(steps), start=index)
+        except StepFailed as error:
+            failures.append(str(error))
+            print(f"    FAILED, going on. {error}", file=out)
+    print("\nWhat is left in the project (each may still cost money):", file=out)
+    left = []
+    for check in checks:
+        code, stdout, stderr = _read(check.step.command)
+        if code != 0 and not is_missing(stderr + stdout):
+            names = [f"unknown ({hint(stderr + stdout)})"]
+        else:
+            names = [line.strip() for line in stdout.splitlines() if line.strip()] if code == 0 else []
+        kept = "" if check.counts or not names else " (kept: you did not ask to delete it)"
+        print(f"  {check.kind}: {', '.join(names) if names else 'none'}{kept}", file=out)
+        if check.counts:
+            left += [f"{check.kind}: {name}" for name in names]
+    if left:
+        print(f"\nStill there ({len(left)}): run the teardown again, or delete them in the console.", file=out)
+    else:
+        print("\nNothing that you asked to delete is left.", file=out)
+    return left
