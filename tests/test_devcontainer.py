@@ -10,14 +10,15 @@ repository by a signed repository on loopback, in a real build of `.devcontainer
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import json5
@@ -241,6 +242,135 @@ def test_readme_jupyterlab_command_serves_the_notebooks_through_a_forwarded_host
         answer = requests.get(f"http://127.0.0.1:{port}/api/contents", timeout=10,
                               headers=forwarded | {"Authorization": f"token {token}"})
         assert answer.status_code == 403
+
+
+@dataclass
+class AptRepository:
+    """Apt repositories on 127.0.0.1 laid out as packages.cloud.google.com/apt, with the server's access log."""
+
+    url: str
+    fingerprint: str
+    log: Callable[[], str]
+
+    def asked_for(self, path: str) -> bool:
+        return f'"GET {path} HTTP/1.1" 200' in self.log()
+
+
+def _gpg(home: Path, *args: str) -> str:
+    return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--quiet", *args],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def _signing_key(home: Path, name: str) -> str:
+    """A throw-away signing key in its own GnuPG home; returns its fingerprint."""
+    home.mkdir(mode=0o700)
+    _gpg(home, "--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.invalid>", "ed25519", "sign", "never")
+    return next(line.split(":")[9] for line in _gpg(home, "--with-colons", "--list-keys").splitlines()
+                if line.startswith("fpr:"))
+
+
+def _write_apt_repository(root: Path, served_key: Path, signing_key: Path, deb: Path, architecture: str) -> None:
+    """``root``/apt: the public key Google serves, the suite ``cloud-sdk`` (InRelease signed), one package."""
+    apt = root / "apt"
+    (apt / "doc").mkdir(parents=True)
+    (apt / "doc" / "apt-key.gpg").write_text(_gpg(served_key, "--armor", "--export"))  # armoured, as Google's
+    (apt / "pool").mkdir()
+    shutil.copy(deb, apt / "pool" / deb.name)
+    packages = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout
+    data = deb.read_bytes()
+    packages += (f"Filename: pool/{deb.name}\nSize: {len(data)}\n"
+                 f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n")
+    index = f"main/binary-{architecture}/Packages"
+    (apt / "dists" / "cloud-sdk" / index).parent.mkdir(parents=True)
+    (apt / "dists" / "cloud-sdk" / index).write_text(packages)
+    release = apt / "dists" / "cloud-sdk" / "Release"
+    release.write_text(
+        "Origin: stand-in for packages.cloud.google.com\nSuite: cloud-sdk\nCodename: cloud-sdk\n"
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
+        f"Architectures: {architecture}\nComponents: main\nSHA256:\n"
+        f" {hashlib.sha256(packages.encode()).hexdigest()} {len(packages.encode())} {index}\n"
+    )
+    _gpg(signing_key, "--clearsign", "--output", str(release.with_name("InRelease")), str(release))
+
+
+@pytest.fixture(scope="module")
+def google_apt_stand_in(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptRepository]:
+    """Stands in for Google's apt repository: ``/google/apt`` is signed with the key it serves;
+    ``/forged/apt`` serves the same key but is signed by another one."""
+    if not shutil.which("gpg"):
+        pytest.skip("gpg is needed to sign the stand-in repository (apt-get install gnupg)")
+    work = tmp_path_factory.mktemp("google-apt")
+    google, stranger = work / "gnupg-google", work / "gnupg-stranger"
+    fingerprint = _signing_key(google, "google")
+    _signing_key(stranger, "stranger")
+    package = work / "package"
+    (package / "DEBIAN").mkdir(parents=True)
+    (package / "DEBIAN" / "control").write_text(
+        "Package: google-cloud-cli\nVersion: 999.0.0-0\nArchitecture: all\nMaintainer: tests <tests@example.invalid>\n"
+        "Description: stand-in for the Google Cloud CLI\n"
+    )
+    (package / "usr" / "bin").mkdir(parents=True)
+    (package / "usr" / "bin" / "gcloud").write_text("#!/bin/sh\necho 'Google Cloud SDK 999.0.0 (stand-in)'\n")
+    (package / "usr" / "bin" / "gcloud").chmod(0o755)
+    deb = work / "google-cloud-cli_999.0.0-0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(package), str(deb)],
+                   capture_output=True, check=True, timeout=60)
+    architecture = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    served = work / "served"
+    _write_apt_repository(served / "google", google, google, deb, architecture)
+    _write_apt_repository(served / "forged", google, stranger, deb, architecture)
+    for home in (google, stranger):
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+
+    # Python's own file server; its access log (stderr) says what apt asked for.
+    port = free_port()
+    server = start_process("google-apt-stand-in", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                                   "--directory", str(served), str(port)],
+                           f"http://127.0.0.1:{port}", health_path="/", log_dir=work)
+    with server:
+        yield AptRepository(url=server.url, fingerprint=fingerprint, log=server.log)
+
+
+def _build_devcontainer_image(repository: str, base_image: str, tag: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "build", "--network", "host", "-t", tag, "--build-arg", f"BASE_IMAGE={base_image}",
+         "--build-arg", f"GCLOUD_APT_REPOSITORY={repository}",
+         "--build-arg", f"GCLOUD_APT_KEY_URL={repository}/doc/apt-key.gpg", str(DEVCONTAINER_DIR)],
+        capture_output=True, text=True, timeout=1200,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_dockerfile_installs_gcloud_from_a_signed_apt_repository_stand_in(
+    google_apt_stand_in: AptRepository, docker_build_args: dict[str, str]
+) -> None:
+    """Stands in for Google's repository (unreachable here) with one on loopback, on the local Debian 12 image."""
+    tag = "deploy-ml-workshop/devcontainer:test"  # kept, like the back-end's test image: its first layer is cached
+    build = _build_devcontainer_image(f"{google_apt_stand_in.url}/google/apt", docker_build_args["base_image"], tag)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    for path in ("doc/apt-key.gpg", "dists/cloud-sdk/InRelease", "pool/google-cloud-cli_999.0.0-0_all.deb"):
+        assert google_apt_stand_in.asked_for(f"/google/apt/{path}"), google_apt_stand_in.log()[-3000:]
+    inside = subprocess.run(
+        ["docker", "run", "--rm", tag, "sh", "-c",
+         "gcloud --version && cat /etc/apt/sources.list.d/google-cloud-sdk.list"
+         " && gpg --show-keys --with-colons /usr/share/keyrings/cloud.google.gpg"
+         " && ! ls /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/*google* 2>/dev/null"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert inside.returncode == 0, inside.stdout + inside.stderr
+    assert "Google Cloud SDK 999.0.0 (stand-in)" in inside.stdout
+    assert "[signed-by=/usr/share/keyrings/cloud.google.gpg]" in inside.stdout
+    assert f"fpr:::::::::{google_apt_stand_in.fingerprint}:" in inside.stdout, "the keyring holds another key"
+
+    # The keyring is really checked: a repository signed by another key stops the build.
+    forged_tag = "deploy-ml-workshop/devcontainer:forged-test"
+    forged = _build_devcontainer_image(f"{google_apt_stand_in.url}/forged/apt", docker_build_args["base_image"],
+                                       forged_tag)
+    subprocess.run(["docker", "rmi", "-f", forged_tag], capture_output=True)
+    assert forged.returncode != 0
+    assert "NO_PUBKEY" in forged.stdout + forged.stderr or "not signed" in forged.stdout + forged.stderr
 
 
 def test_links_use_the_codespace_forwarded_urls(monkeypatch: pytest.MonkeyPatch) -> None:
