@@ -481,7 +481,7 @@ def leftover_checks(
     project = f"--project={config.project}"
 
     def listing(kind: str, command: tuple[str, ...], counts: bool) -> Leftover:
-        return Leftover(kind, Step(f"List the {kind.lower()} left", command, missing_ok=True), counts)
+        return Leftover(kind, Step(f"Left: {kind}", command, missing_ok=True), counts)
 
     return [
         listing("VMs", ("gcloud", "compute", "instances", "list", project, f"--filter=name={config.vm_name}",
