@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workshop.cli import main
+from workshop.cli import main, ui_command
 from workshop.drawing import PALETTE, class_colour, draw_detections
 from workshop.schemas import Detection
 from workshop.services import BackgroundService
@@ -55,6 +55,32 @@ def test_predict_reports_errors_with_exit_code_1(live_server: BackgroundService,
     assert result.returncode == 1 and "422" in result.stderr and "not an image" in result.stderr
     missing = run_cli("predict", str(tmp_path / "missing.png"), "--url", live_server.url)
     assert missing.returncode == 1 and "No such file" in missing.stderr
+
+
+@pytest.mark.parametrize("protection", [True, False])
+def test_ui_command_passes_the_xsrf_setting_to_streamlit(protection: bool) -> None:
+    command = ui_command("127.0.0.1", 8765, xsrf_protection=protection)
+    flag = command.index("--server.enableXsrfProtection")
+    assert command[flag + 1] == str(protection).lower()
+    assert command[command.index("--server.port") + 1] == "8765"
+
+
+def test_ui_starts_streamlit_with_the_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``workshop ui`` hands Streamlit the value that WORKSHOP_UI_XSRF_PROTECTION (or the codespace) gives."""
+    import os
+
+    from workshop.settings import get_settings
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: started.append(argv))
+    try:
+        for variable, expected in (("true", "true"), ("false", "false")):
+            monkeypatch.setenv("WORKSHOP_UI_XSRF_PROTECTION", variable)
+            get_settings.cache_clear()
+            assert main(["ui"]) == 0
+            assert started[-1][started[-1].index("--server.enableXsrfProtection") + 1] == expected
+    finally:
+        get_settings.cache_clear()  # the next test reads its own environment
 
 
 def test_samples_command_writes_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

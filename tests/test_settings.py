@@ -47,3 +47,41 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"WORKSHOP_{name.upper()}" not in readme]
     assert missing == [], f"settings missing from the README's configuration table: {missing}"
+
+
+@pytest.fixture
+def outside_codespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("CODESPACES", "CODESPACE_NAME", "WORKSHOP_UI_XSRF_PROTECTION"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_ui_xsrf_protection_is_on_outside_a_codespace(outside_codespace: None) -> None:
+    assert Settings(_env_file=None).ui_xsrf_protection is True
+
+
+@pytest.mark.parametrize(("variable", "value"), [("CODESPACE_NAME", "fluffy-space-train-x7"), ("CODESPACES", "true")])
+def test_ui_xsrf_protection_is_off_in_a_codespace(
+    outside_codespace: None, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert Settings(_env_file=None).ui_xsrf_protection is False
+
+
+@pytest.mark.parametrize(
+    ("in_a_codespace", "value", "expected"), [(True, "true", True), (False, "false", False), (False, "0", False)]
+)
+def test_ui_xsrf_protection_is_overridden_by_its_variable(
+    outside_codespace: None, monkeypatch: pytest.MonkeyPatch, in_a_codespace: bool, value: str, expected: bool
+) -> None:
+    if in_a_codespace:
+        monkeypatch.setenv("CODESPACE_NAME", "fluffy-space-train-x7")
+    monkeypatch.setenv("WORKSHOP_UI_XSRF_PROTECTION", value)
+    assert Settings(_env_file=None).ui_xsrf_protection is expected
+
+
+def test_ui_xsrf_protection_refuses_a_value_that_is_not_a_boolean(
+    outside_codespace: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKSHOP_UI_XSRF_PROTECTION", "sometimes")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)

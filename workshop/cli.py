@@ -35,23 +35,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def ui_command(host: str, port: int) -> list[str]:
-    """The ``streamlit run`` command line for the front-end."""
-    from workshop.frontend import APP_PATH
-    from workshop.links import in_codespace
+def ui_command(host: str, port: int, xsrf_protection: bool = True) -> list[str]:
+    """The ``streamlit run`` command line for the front-end.
 
-    command = [
+    ``xsrf_protection`` is Streamlit's check on uploads (``WORKSHOP_UI_XSRF_PROTECTION``): the page copies
+    a cookie into a header, and the server compares the two. Where the page runs in another site's frame,
+    as in a codespace's port preview, the browser withholds that cookie and every upload gets a 403.
+    """
+    from workshop.frontend import APP_PATH
+
+    return [
         sys.executable, "-m", "streamlit", "run", str(APP_PATH),
         "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",
+        "--server.enableXsrfProtection", str(xsrf_protection).lower(),
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",  # no "Deploy" button: this app deploys itself
     ]
-    if in_codespace():
-        # The codespace's port forwarding proxy breaks Streamlit's XSRF cookie check on uploads.
-        command += ["--server.enableXsrfProtection", "false"]
-    return command
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -63,7 +64,7 @@ def _ui(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.backend_url:
         env["WORKSHOP_BACKEND_URL"] = args.backend_url
-    command = ui_command(args.host or settings.ui_host, args.port or settings.ui_port)
+    command = ui_command(args.host or settings.ui_host, args.port or settings.ui_port, settings.ui_xsrf_protection)
     # Replace this process with Streamlit: signals (Ctrl-C, docker stop) then reach it directly,
     # and no wrapper is left behind when it stops.
     os.execve(command[0], command, env)

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workshop.engines.base import EngineName
+from workshop.links import in_codespace
 
 #: The bundled model's name; it ships inside the package and needs no network.
 BUNDLED_MODEL = "shapes"
@@ -95,6 +96,14 @@ class Settings(BaseSettings):
     ui_host: str = "0.0.0.0"
     ui_port: int = Field(8501, ge=1, le=65535)
     request_timeout: float = Field(60.0, gt=0, description="Seconds the front-end waits for an answer.")
+    ui_xsrf_protection: bool = Field(
+        default_factory=lambda: not in_codespace(),
+        description="Streamlit's XSRF check on uploads: the page copies its `_streamlit_xsrf` cookie (SameSite=Lax) "
+        "into an `X-Xsrftoken` header and the server compares the two. Off by default in a GitHub Codespace, whose "
+        "forwarded page is often shown inside VS Code's port preview, a frame of another site: there the browser "
+        "refuses to store that cookie, the page has no token to send, and every upload is refused with a 403. "
+        "A proxy alone (another host name and port, as the forwarding is) does not break the check.",
+    )
 
     @field_validator("public_models", "allowed_models", "cors_origins", mode="before")
     @classmethod
