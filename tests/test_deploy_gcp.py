@@ -452,7 +452,7 @@ GCE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def names_in(cfg: DeployConfig) -> set[str]:
-    return {cfg.vm_name, cfg.firewall_rule, cfg.network_tag, cfg.image_path, str(cfg.api_key_file)}
+    return {cfg.vm_name, cfg.firewall_rule, cfg.network_tag, cfg.image_path}
 
 
 def test_two_students_plans_share_no_vm_rule_tag_or_image(tmp_path: Path) -> None:

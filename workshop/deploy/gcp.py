@@ -200,7 +200,7 @@ class DeployConfig:
     @property
     def api_key_file(self) -> Path:
         """Where the key is kept (git-ignored): the plan reads it from there, so it never shows the key."""
-        return self.work_dir / (f"api-key-{self.student}" if self.student else "api-key")
+        return self.work_dir / "api-key"
 
     @property
     def service_account(self) -> str:
