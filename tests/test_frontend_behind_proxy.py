@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ from pathlib import Path
 import pytest
 from conftest import DOCKER_BASE_IMAGE, REPO_ROOT
 
-from workshop.containers import run
+from workshop.containers import ComposeStack, run
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService, free_port, wait_for_http
 
@@ -93,10 +94,18 @@ def start_frontend_container(image: str, backend_url: str, port: int, environmen
     return run([*command, image]).strip()
 
 
-def streamlit_xsrf_flag(container: str) -> str:
-    """The ``--server.enableXsrfProtection`` value Streamlit actually runs with, read from PID 1's command line."""
-    argv = run(["docker", "exec", container, "cat", "/proc/1/cmdline"]).split("\0")
-    return argv[argv.index("--server.enableXsrfProtection") + 1]
+def streamlit_xsrf_flag(container: str, timeout: float = 60) -> str:
+    """The ``--server.enableXsrfProtection`` value Streamlit actually runs with, read from PID 1's command line.
+
+    PID 1 is ``workshop ui`` until it replaces itself with Streamlit (``os.execve``): wait for that.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        argv = run(["docker", "exec", container, "cat", "/proc/1/cmdline"]).split("\0")
+        if "--server.enableXsrfProtection" in argv:
+            return argv[argv.index("--server.enableXsrfProtection") + 1]
+        assert time.monotonic() < deadline, f"Streamlit never started in the container: {argv}"
+        time.sleep(0.5)
 
 
 def nginx_config(folder: Path, routes: list[tuple[int, int]], editor_port: int) -> str:
@@ -202,6 +211,35 @@ def test_the_container_takes_its_xsrf_setting_from_the_codespace_variables(
 ) -> None:
     assert streamlit_xsrf_flag(forwarded["codespace"].container) == "false"
     assert streamlit_xsrf_flag(forwarded["elsewhere"].container) == "true"
+
+
+@pytest.mark.parametrize(
+    ("shell", "expected"),
+    [
+        pytest.param({"CODESPACES": "true", "CODESPACE_NAME": "workshop-test-x7"}, "false", id="codespace"),
+        pytest.param({}, "true", id="elsewhere"),
+        pytest.param({"CODESPACE_NAME": "x7", "WORKSHOP_UI_XSRF_PROTECTION": "true"}, "true", id="override"),
+    ],
+)
+def test_compose_hands_the_setting_to_the_frontend_container(
+    frontend_image: str, monkeypatch: pytest.MonkeyPatch, shell: dict[str, str], expected: str
+) -> None:
+    """docker-compose.yml's front-end service, started from the shell the student has (codespace or not)."""
+    for name in ("CODESPACES", "CODESPACE_NAME", "WORKSHOP_UI_XSRF_PROTECTION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in shell.items():
+        monkeypatch.setenv(name, value)
+    stack = ComposeStack(
+        project=f"workshopxsrf{os.getpid()}", backend_port=free_port(), frontend_port=free_port(),
+        image_tag=frontend_image.rsplit(":", 1)[1],
+    )
+    try:
+        # The front-end alone (--no-deps): the setting is all this test is about.
+        run([*stack.compose, "-p", stack.project, "up", "-d", "--no-deps", "--no-build", "frontend"],
+            env=stack.env, timeout=300)
+        assert streamlit_xsrf_flag(stack.container("frontend")) == expected
+    finally:
+        stack.down()
 
 
 @pytest.mark.parametrize(
