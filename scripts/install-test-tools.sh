@@ -3,6 +3,8 @@
 #   chromium          the browser of the end-to-end tests (Playwright drives it; it never downloads its own)
 #   nginx             the reverse proxy and load balancer in front of the servers under test
 #   docker-registry   a local registry the VM start-up script logs in to and pulls from
+#   ip, iptables      the fake VM of that test: a network namespace with COS's host firewall in it
+#   curl              what the start-up script reads the metadata with
 # On a machine where they cannot be installed (no root, not Debian), the tests that need them are skipped,
 # except in CI, where they fail.
 set -euo pipefail
@@ -12,6 +14,9 @@ declare -A packages=(
     [chromium]=chromium
     [nginx]=nginx
     [docker-registry]=docker-registry
+    [ip]=iproute2
+    [iptables]=iptables
+    [curl]=curl
 )
 
 missing=()
