@@ -66,14 +66,33 @@ def test_upload_predict_and_see_the_shapes(frontend: BackgroundService, page, tm
         shutil.copyfile(screenshot, SCREENSHOT_ASSET)
 
 
-def test_stopping_the_frontend_leaves_no_streamlit_behind(live_server: BackgroundService, tmp_path: Path) -> None:
+def _pids_matching(pattern: str) -> set[int]:
+    """The ids of the processes whose full command line matches ``pattern`` (``pgrep -f``)."""
     import subprocess
 
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, timeout=10)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_stopping_the_frontend_leaves_no_streamlit_behind(live_server: BackgroundService, tmp_path: Path) -> None:
+    """The pattern is proven on the running Streamlit first, so "nothing matches" after stop means something."""
+    import socket
+
     service = start_frontend(live_server.url, log_dir=tmp_path)
-    port = service.url.rsplit(":", 1)[1]
-    service.stop()
-    leftovers = subprocess.run(["pgrep", "-f", f"streamlit run .*--server.port {port}"], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "a Streamlit process outlived its service"
+    port = int(service.url.rsplit(":", 1)[1])
+    pattern = rf"streamlit run .* --server\.port {port}( |$)"
+    try:
+        running = _pids_matching(pattern)
+        # `workshop ui` replaces itself with Streamlit (execve): the service's own process is the one to find.
+        assert service.process.pid in running, (
+            f"{pattern!r} matches {running}, not the running Streamlit (pid {service.process.pid}): "
+            "checking it after stop would prove nothing"
+        )
+    finally:
+        service.stop()
+    assert not _pids_matching(pattern), "a Streamlit process outlived its service"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_backend_killed_and_restarted_while_the_page_is_open(page, tmp_path: Path) -> None:
