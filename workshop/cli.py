@@ -206,6 +206,56 @@ def _healthcheck(args: argparse.Namespace) -> int:
         return 1
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Grade one deployment (URL) or a class (--roster) against the workshop's contract; exit 0 when all pass."""
+    import json
+
+    from workshop.check import (
+        DEFAULT_LATENCY_BUDGET_SECONDS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_WORKERS, RosterError, check_deployment,
+        check_roster, format_report, format_roster, marks_for, read_roster, write_roster_csv,
+    )
+
+    if (args.url is None) == (args.roster is None):
+        print("error: give one back-end URL, or --roster FILE.csv for a class", file=sys.stderr)
+        return 2
+    if args.roster and args.api_key:
+        print("error: --api-key goes with one URL; a roster gives each student's key in its key column", file=sys.stderr)
+        return 2
+    timeout = args.timeout or DEFAULT_TIMEOUT_SECONDS
+    budget = args.max_latency or DEFAULT_LATENCY_BUDGET_SECONDS
+    marks = marks_for(sys.stdout)
+    if hasattr(sys.stdout, "reconfigure"):
+        # A server's text may hold what this terminal cannot print: a "?" instead, never a crash.
+        sys.stdout.reconfigure(errors="replace")
+    if args.url is not None:
+        report = check_deployment(args.url, args.api_key, timeout=timeout, latency_budget=budget)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report, marks))
+        return 0 if report.passed else 1
+
+    try:
+        entries = read_roster(args.roster)
+    except RosterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    workers = args.workers or DEFAULT_WORKERS
+    print(f"Checking {len(entries)} deployments, {workers} at a time...", file=sys.stderr, flush=True)
+    results = check_roster(
+        entries, workers=workers, timeout=timeout, latency_budget=budget,
+        on_result=lambda result: print(
+            f"  {result.entry.name}: {result.report.score}", file=sys.stderr, flush=True
+        ),
+    )
+    roster = Path(args.roster)
+    output = write_roster_csv(results, Path(args.output or roster.with_name(f"{roster.stem}-results.csv")))
+    if args.json:
+        # The keys stay out of the output: it ends up in screenshots and shared folders.
+        print(json.dumps([{"name": r.entry.name, **r.report.to_dict()} for r in results], indent=2))
+    else:
+        print(format_roster(results, marks))
+        print(f"Results written to {output}")
+    return 0 if all(result.passed for result in results) else 1
+
+
 def _gcp_config(args: argparse.Namespace):
     from workshop.deploy.gcp import DeployConfig, default_project, resolve_student
 
@@ -362,6 +412,19 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")
     health.add_argument("--timeout", type=float, default=4.0)
     health.set_defaults(handler=_healthcheck)
+
+    check = commands.add_parser(
+        "check", help="grade a deployment of the back-end (or a class's, --roster) against the workshop's contract"
+    )
+    check.add_argument("url", nargs="?", help="the back-end's address, e.g. http://localhost:8000 or http://EXTERNAL_IP:8000")
+    check.add_argument("--api-key", help="the server's API key; the check then also expects a 401 without it")
+    check.add_argument("--roster", help="grade a class instead: a CSV file with the columns name,url,key")
+    check.add_argument("--output", help="with --roster: the results' CSV file (default: ROSTER-results.csv beside it)")
+    check.add_argument("--workers", type=int, help="with --roster: deployments checked at once (default: 8, at most 32)")
+    check.add_argument("--timeout", type=float, help="seconds one request may wait for its answer (default: 30)")
+    check.add_argument("--max-latency", type=float, help="seconds one prediction may take to pass (default: 2)")
+    check.add_argument("--json", action="store_true", help="print the results as JSON")
+    check.set_defaults(handler=_check)
 
     _add_gcp_commands(commands)
 

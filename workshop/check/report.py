@@ -1,0 +1,106 @@
+"""Printing the grades: one deployment's report as lines, a class's as a table and as a CSV file.
+
+The grading (:mod:`workshop.check.contract`, :mod:`workshop.check.roster`) returns data; this
+module only turns it into text, so a notebook, the command line and a teacher's page can each
+show the same results their own way.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from workshop.check.contract import DeploymentReport
+from workshop.check.roster import ROSTER_COLUMNS, RosterResult
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The signs in front of each line: check marks where the terminal can print them, words elsewhere."""
+
+    passed: str
+    failed: str
+    skipped: str
+    fix: str
+
+
+UNICODE_MARKS = Marks(passed="✓", failed="✗", skipped="–", fix="→")
+PLAIN_MARKS = Marks(passed="ok", failed="FAIL", skipped="skip", fix="fix:")
+
+
+def marks_for(stream: TextIO) -> Marks:
+    """:data:`UNICODE_MARKS` when ``stream`` can encode them, else :data:`PLAIN_MARKS` (a C locale, a Windows console)."""
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    try:
+        "".join(UNICODE_MARKS.__dict__.values()).encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return PLAIN_MARKS
+    return UNICODE_MARKS
+
+
+def _mark(status: str, marks: Marks) -> str:
+    return {"pass": marks.passed, "fail": marks.failed, "skip": marks.skipped}[status]
+
+
+def format_report(report: DeploymentReport, marks: Marks = UNICODE_MARKS) -> str:
+    """The report as lines for a terminal or a notebook: one per check, the fix under each failure, a verdict."""
+    sign_width = max(len(marks.passed), len(marks.failed), len(marks.skipped))
+    title_width = max(len(check.title) for check in report.checks)
+    lines = [f"Checking {report.url}"]
+    for check in report.checks:
+        lines.append(f"  {_mark(check.status, marks):<{sign_width}}  {check.title:<{title_width}}  {check.detail}")
+        if check.fix:
+            lines.append(f"  {'':<{sign_width}}  {marks.fix} {check.fix}")
+    if report.passed:
+        lines.append(f"All {report.checks_run} checks passed ({report.seconds:.1f} s).")
+    elif not report.reachable:
+        lines.append(f"Unreachable: no check could run ({report.seconds:.1f} s).")
+    else:
+        names = ", ".join(check.name for check in report.failures)
+        lines.append(f"{report.score} checks passed; to fix: {names} ({report.seconds:.1f} s).")
+    return "\n".join(lines)
+
+
+def roster_rows(results: Sequence[RosterResult]) -> list[dict[str, str]]:
+    """One row of text per student, with the columns of :data:`ROSTER_COLUMNS` (the CSV's and the table's)."""
+    return [result.row() for result in results]
+
+
+def write_roster_csv(results: Sequence[RosterResult], path: Path) -> Path:
+    """Write the class's results as CSV (UTF-8, a header line, every fix in full); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=ROSTER_COLUMNS)
+        writer.writeheader()
+        writer.writerows(roster_rows(results))
+    return path
+
+
+def format_roster(results: Sequence[RosterResult], marks: Marks = UNICODE_MARKS, width: int | None = None) -> str:
+    """The class as a table, one line per student, then a count; the last column is cut to fit ``width``."""
+    width = width or shutil.get_terminal_size((160, 24)).columns
+    rows = roster_rows(results)
+    for row, result in zip(rows, results):
+        row["name"] = f"{marks.passed if result.passed else marks.failed} {row['name']}"
+    columns = list(ROSTER_COLUMNS)
+    widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in columns[:-1]}
+    used = sum(widths.values()) + 2 * len(widths)
+    last = columns[-1]
+    room = max(len(last), width - used)
+
+    def line(values: dict[str, str]) -> str:
+        cells = [f"{values[column]:<{widths[column]}}" for column in columns[:-1]]
+        text = values[last]
+        cells.append(text if len(text) <= room else text[: room - 1] + "…")
+        return "  ".join(cells).rstrip()
+
+    lines = [line({column: column for column in columns}), line({column: "-" * len(column) for column in columns})]
+    lines += [line(row) for row in rows]
+    passed = sum(result.passed for result in results)
+    lines.append(f"{passed}/{len(results)} deployments pass every check.")
+    return "\n".join(lines)
