@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import http.server
 import io
+import json
 import os
 import socket
 import subprocess
@@ -189,7 +190,7 @@ def test_without_the_key_the_grade_fails_and_says_to_give_it(
         "health": "pass", "ready": "pass", "models": "fail", "predict_base64": "skip", "predict_upload": "skip",
         "bad_image": "skip", "api_key": "skip", "latency": "skip",
     }
-    assert report.result("predict_base64").detail == "not run: the server refused the key"
+    assert report.result("predict_base64").detail == "not run: the server needs an API key"
     assert not report.passed and report.reachable and report.score == "2/3"
 
 
@@ -346,12 +347,17 @@ def test_roster_grades_each_student(
         "yes", "yes", "3/4", "models", ""
     )
     assert chloe["fix"].startswith("Give the key the server was started with")
-    # The printed table: a header, a rule, one line per student with its mark, a count, where the CSV went.
+    # The printed table: a header, a rule, one line per student with its mark, a count, each failing student's
+    # most urgent fix in full, where the CSV went.
     lines = captured.out.splitlines()
-    assert lines[0].split() == ["name", "url", "reachable", "ready", "contract", "model", "latency_ms", "failed", "fix"]
-    assert lines[2].startswith(f"{UNICODE_MARKS.passed} Alice") and lines[3].startswith(f"{UNICODE_MARKS.failed} Bob")
-    assert lines[4].startswith(f"{UNICODE_MARKS.failed} Chloé")
-    assert lines[-2:] == ["1/3 deployments pass every check.", f"Results written to {output}"]
+    assert lines[0].split() == ["name", "url", "reachable", "ready", "contract", "model", "latency_ms", "failed"]
+    assert lines[2].split()[:2] == [UNICODE_MARKS.passed, "Alice"] and lines[2].split()[-1] == alice["latency_ms"]
+    assert lines[3].split() == [UNICODE_MARKS.failed, "Bob", stopped, "no", "-", "0/1", "health"]
+    assert lines[4].split() == [UNICODE_MARKS.failed, "Chloé", keyed_backend.url, "yes", "yes", "3/4", "models"]
+    assert lines[5:] == [
+        "1/3 deployments pass every check.", "What to fix first:", f"  Bob: {bob['fix']}", f"  Chloé: {chloe['fix']}",
+        f"Results written to {output}",
+    ]
     assert "Checking 3 deployments, 3 at a time..." in captured.err
     assert API_KEY not in captured.out + captured.err + output.read_text()  # keys never end up in the results
 
@@ -361,6 +367,20 @@ def test_roster_result_beside_the_roster_by_default(tmp_path: Path, capsys: pyte
     assert main(["check", "--roster", str(roster)]) == 1
     assert (tmp_path / "groupe-b-results.csv").read_text().splitlines()[1].startswith("Dora,http://127.0.0.1:")
     assert capsys.readouterr().out.splitlines()[-1] == f"Results written to {tmp_path / 'groupe-b-results.csv'}"
+
+
+def test_json_for_one_url_and_for_a_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["check", url, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["url"], report["passed"], report["reachable"], report["score"]) == (url, False, False, "0/1")
+    assert [check["name"] for check in report["checks"]] == CHECK_NAMES
+    assert report["checks"][0]["fix"].startswith("Nothing listens there")
+    roster = _write_roster(tmp_path / "class.csv", [["Eve", url, "secret-of-eve"]])
+    assert main(["check", "--roster", str(roster), "--json"]) == 1
+    out = capsys.readouterr().out
+    assert [(row["name"], row["url"], row["passed"]) for row in json.loads(out)] == [("Eve", url, False)]
+    assert "secret-of-eve" not in out
 
 
 def test_roster_checks_in_parallel_and_bounded(silent_socket: str, picture: Picture) -> None:

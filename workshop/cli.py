@@ -212,7 +212,7 @@ def _check(args: argparse.Namespace) -> int:
 
     from workshop.check import (
         DEFAULT_LATENCY_BUDGET_SECONDS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_WORKERS, RosterError, check_deployment,
-        check_roster, format_report, format_roster, marks_for, read_roster, write_roster_csv,
+        check_roster, format_report, format_roster, marks_for, parallel_checks, read_roster, write_roster_csv,
     )
 
     if (args.url is None) == (args.roster is None):
@@ -238,7 +238,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     workers = args.workers or DEFAULT_WORKERS
-    print(f"Checking {len(entries)} deployments, {workers} at a time...", file=sys.stderr, flush=True)
+    print(f"Checking {len(entries)} deployments, {parallel_checks(workers, len(entries))} at a time...",
+          file=sys.stderr, flush=True)
     results = check_roster(
         entries, workers=workers, timeout=timeout, latency_budget=budget,
         on_result=lambda result: print(

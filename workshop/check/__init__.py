@@ -31,6 +31,7 @@ from workshop.check.roster import (
     RosterError,
     RosterResult,
     check_roster,
+    parallel_checks,
     read_roster,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "format_report",
     "format_roster",
     "marks_for",
+    "parallel_checks",
     "read_roster",
     "sample_picture",
     "write_roster_csv",

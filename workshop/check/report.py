@@ -8,7 +8,6 @@ show the same results their own way.
 from __future__ import annotations
 
 import csv
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,26 +80,26 @@ def write_roster_csv(results: Sequence[RosterResult], path: Path) -> Path:
     return path
 
 
-def format_roster(results: Sequence[RosterResult], marks: Marks = UNICODE_MARKS, width: int | None = None) -> str:
-    """The class as a table, one line per student, then a count; the last column is cut to fit ``width``."""
-    width = width or shutil.get_terminal_size((160, 24)).columns
+def format_roster(results: Sequence[RosterResult], marks: Marks = UNICODE_MARKS) -> str:
+    """The class as a table, one line per student, a count, then each failing student's most urgent fix in full.
+
+    The fixes go under the table rather than in a column: a sentence does not fit in a terminal's
+    last column, and the CSV file (:func:`write_roster_csv`) has all of them.
+    """
     rows = roster_rows(results)
     for row, result in zip(rows, results):
         row["name"] = f"{marks.passed if result.passed else marks.failed} {row['name']}"
-    columns = list(ROSTER_COLUMNS)
-    widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in columns[:-1]}
-    used = sum(widths.values()) + 2 * len(widths)
-    last = columns[-1]
-    room = max(len(last), width - used)
+    columns = [column for column in ROSTER_COLUMNS if column != "fix"]
+    widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in columns}
 
     def line(values: dict[str, str]) -> str:
-        cells = [f"{values[column]:<{widths[column]}}" for column in columns[:-1]]
-        text = values[last]
-        cells.append(text if len(text) <= room else text[: room - 1] + "…")
-        return "  ".join(cells).rstrip()
+        return "  ".join(f"{values[column]:<{widths[column]}}" for column in columns).rstrip()
 
     lines = [line({column: column for column in columns}), line({column: "-" * len(column) for column in columns})]
     lines += [line(row) for row in rows]
-    passed = sum(result.passed for result in results)
-    lines.append(f"{passed}/{len(results)} deployments pass every check.")
+    lines.append(f"{sum(result.passed for result in results)}/{len(results)} deployments pass every check.")
+    to_fix = [(result.entry.name, result.report.fixes[0]) for result in results if result.report.fixes]
+    if to_fix:
+        lines.append("What to fix first:")
+        lines += [f"  {name}: {fix}" for name, fix in to_fix]
     return "\n".join(lines)

@@ -149,6 +149,11 @@ def check_roster(
 
     if not entries:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, MAX_WORKERS, len(entries))),
-                            thread_name_prefix="workshop-check") as pool:
+    with ThreadPoolExecutor(max_workers=parallel_checks(workers, len(entries)), thread_name_prefix="workshop-check") as pool:
         return list(pool.map(grade, entries))
+
+
+def parallel_checks(workers: int, entries: int) -> int:
+    """How many deployments :func:`check_roster` checks at once: ``workers``, within 1 and :data:`MAX_WORKERS`,
+    and no more than there are entries."""
+    return max(1, min(workers, MAX_WORKERS, entries))
