@@ -14,6 +14,7 @@ import http.server
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -149,6 +150,23 @@ def _statuses(report) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}
 
 
+def _readme_transcript(command: str) -> str:
+    """What the README's "Grading a deployment" section shows after ``$ command``, up to the next prompt."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("\n## Grading a deployment\n"):]
+    section = section[: section.index("\n## ", 1)]
+    after = section[section.index(f"$ {command}\n") + len(command) + 3:]
+    return after[: after.index("\n$ ") + 1]
+
+
+def _without_timings(text: str, url: str) -> str:
+    """``text`` with what changes from run to run masked: durations, the version, the server's address."""
+    text = text.replace(url, "http://localhost:PORT")
+    text = re.sub(r"\d+ ms", "N ms", text)
+    text = re.sub(r"\(\d+\.\d s\)", "(N s)", text)
+    return re.sub(r'"version": "[^"]+"', '"version": "V"', text)
+
+
 # ---------------------------------------------------------------------------------------- this project's back-end
 
 
@@ -165,6 +183,9 @@ def test_project_backend_passes_every_check_with_its_key(
         assert line.startswith(f"  {UNICODE_MARKS.passed}  {check.title}"), line
     assert "POST /predict answers 401 without the key and with a wrong one" in out
     assert lines[-1].startswith("All 8 checks passed (")
+    # The README shows a real run: the same lines, but for the timings and the address.
+    readme = _readme_transcript("workshop check http://localhost:8000 --api-key demo-key")
+    assert _without_timings(out, keyed_backend.url) == _without_timings(readme, "http://localhost:8000")
 
 
 def test_project_backend_report_as_data(keyed_backend: BackgroundService, picture: Picture) -> None:
@@ -208,6 +229,8 @@ def test_original_lab_backend_fails_and_names_what_it_lacks(
     assert f"{UNICODE_MARKS.fix} Add GET /ready answering 503 until the model is loaded" in out
     assert f"{UNICODE_MARKS.fix} Add POST /predict/upload taking the picture as a multipart file" in out
     assert out.splitlines()[-1].startswith("4/7 checks passed; to fix: ready, models, predict_upload (")
+    readme = _readme_transcript("workshop check http://localhost:8001")
+    assert _without_timings(out, minimal_backend.url) == _without_timings(readme, "http://localhost:8001")
 
 
 def test_original_lab_backend_with_a_key_is_open_to_anyone(minimal_backend: BackgroundService, picture: Picture) -> None:
