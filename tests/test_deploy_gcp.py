@@ -263,7 +263,8 @@ elif words[:2] == ["compute", "firewall-rules"]:
     elif rule not in state["rules"]:
         fail("not-found", f"global/firewalls/{{rule}}")
     elif words[2] == "describe":
-        print(state["rules"][rule]["source-ranges"] if "format" in flags else f"name: {{rule}}")
+        # value() prints a list joined by ";"
+        print(state["rules"][rule]["source-ranges"].replace(",", ";") if "format" in flags else f"name: {{rule}}")
     elif words[2] == "update":
         state["rules"][rule]["source-ranges"] = flags["source-ranges"]
     elif words[2] == "delete":
@@ -617,6 +618,12 @@ def test_firewall_rule_follows_a_changed_public_ip(
     assert fake.state["rules"]["workshop-allow-8000"]["source-ranges"] == "198.51.100.9/32"
     assert [call[1:4] for call in fake.calls() if "update" in call] == [["compute", "firewall-rules", "update"]]
     assert fake.state["resets"] == []  # the VM itself did not change
+    two = "198.51.100.9/32,203.0.113.7/32"  # the codespace and a laptop
+    deploy(config(tmp_path, port=port, source_range=two), execute_steps=True, out=io.StringIO())
+    fake.forget_calls()
+    deploy(config(tmp_path, port=port, source_range=two), execute_steps=True, out=io.StringIO())
+    assert fake.state["rules"]["workshop-allow-8000"]["source-ranges"] == two
+    assert not [call for call in fake.calls() if "update" in call]  # up to date: gcloud lists them with ";"
 
 
 def test_iam_already_granted_by_the_teacher_needs_no_iam_right(
@@ -733,6 +740,9 @@ def test_teardown_runs_to_the_end_from_any_partial_state(tmp_path: Path, fake: F
         ["compute", "instances", "delete"], ["compute", "firewall-rules", "delete"], ["artifacts", "docker", "images"],
     ]  # every deletion was tried, whatever happened to the one before
     assert fake.state.get("rules", {}) == {}  # the rule went even when the VM could not
+    assert ("FAILED, going on" in text) == bool(failure)  # a resource already gone is no failure
+    gone = sum(1 for kind in ("vms", "rules", "images") if not seed.get(kind))  # what was not there
+    assert text.count("already gone") == gone
     assert "What is left in the project" in text and "Firewall rules: none" in text
     assert "Repository (shared by the class): none" in text
 

@@ -416,7 +416,8 @@ def vm_steps(config: DeployConfig) -> list[Step]:
             "Let the firewall follow this machine's IP",
             ("gcloud", "compute", "firewall-rules", "update", *rule, f"--source-ranges={config.source_range}"),
             unless=("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(sourceRanges)"),
-            expect=str(config.source_range),
+            # gcloud's value() format joins a list with ";", where --source-ranges takes ",".
+            expect=str(config.source_range).replace(",", ";"),
         ),
     ]
 
