@@ -93,6 +93,9 @@ EXPECTED_DRY_RUN = [
 # project's state lives in $FAKE_STATE; $FAKE_FAIL ("words of the command=>kind;...") makes a command fail
 # the way gcloud does; $FAKE_IMAGE_ID stands for the local image's content (its digest once pushed);
 # $FAKE_ACCOUNT is the active account ("" logged out); $FAKE_IP the VM's external IP.
+# The error messages have gcloud's shape as public reports show it, e.g. the organisation policy refusal in
+# googlecodelabs/feedback#695 and "Required 'compute.instances.get' permission for 'projects/…'" in
+# DataBiosphere/terra-workspace-manager#848; the billing one is the message `gcloud services enable` prints.
 FAKE_TOOL = r'''#!{python}
 import hashlib, json, os, sys
 name = os.path.basename(sys.argv[0])
