@@ -156,6 +156,14 @@ class WorkshopClient:
         payload = {"images": [to_base64(image_bytes(image)) for image in images], "model": model, **params}
         return BatchPredictResponse.model_validate(self._request("POST", "/predict/batch", json=_without_none(payload)))
 
+    def predict_batch_upload(
+        self, images: Sequence[ImageInput], model: str | None = None, **params: Any
+    ) -> BatchPredictResponse:
+        """``POST /predict/batch/upload``: several images as multipart files (a quarter smaller than base64 JSON)."""
+        files = [("files", (_filename(image, index), image_bytes(image))) for index, image in enumerate(images)]
+        data = _without_none({"model": model, **params})
+        return BatchPredictResponse.model_validate(self._request("POST", "/predict/batch/upload", files=files, data=data))
+
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}

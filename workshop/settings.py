@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     ui_host: str = "0.0.0.0"
     ui_port: int = Field(8501, ge=1, le=65535)
     request_timeout: float = Field(60.0, gt=0, description="Seconds the front-end waits for an answer.")
+    # Limits on the videos the front-end's Video page samples frames from (each frame is one prediction).
+    video_max_bytes: int = Field(50 * 1024 * 1024, gt=0, description="Largest video file, in bytes.")
+    video_max_seconds: float = Field(60.0, gt=0, description="Longest video, in seconds.")
+    video_max_frames: int = Field(120, ge=1, description="Most frames sampled from one video.")
     ui_xsrf_protection: bool = Field(
         default_factory=lambda: not in_codespace(),
         description="Streamlit's XSRF check on uploads: the page copies its `_streamlit_xsrf` cookie (SameSite=Lax) "

@@ -1,0 +1,1 @@
+"""The front-end's pages: Streamlit scripts that ``app.py`` runs through ``st.navigation``."""
