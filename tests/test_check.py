@@ -9,6 +9,7 @@ sockets that never answer, and a free port with nothing behind it. Every request
 
 from __future__ import annotations
 
+import base64
 import csv
 import http.server
 import io
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from workshop.check import (
     CHECKS,
@@ -62,7 +64,7 @@ def keyed_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backgrou
 
 @pytest.fixture(scope="module")
 def minimal_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundService]:
-    """The original lab's design, served by the command notebook 02 teaches: ``uvicorn workshop.minimal_backend:app``."""
+    """The original lab's design, served by notebook 02's command: ``uvicorn workshop.minimal_backend:app``."""
     port = free_port()
     uvicorn = Path(sys.executable).with_name("uvicorn")
     service = start_process(
@@ -92,8 +94,8 @@ class _TextEverywhere(http.server.BaseHTTPRequestHandler):
         self.server.requests.append(f"{self.command} {self.path}")
         self._reply("text/plain; charset=utf-8", "Bonjour — this is not the API.".encode())
 
-    def _reply(self, content_type: str, body: bytes) -> None:
-        self.send_response(200)
+    def _reply(self, content_type: str, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -118,6 +120,38 @@ class _HealthThenHangUp(_TextEverywhere):
     do_GET = do_POST = _answer
 
 
+class _StudentsOwnServer(_TextEverywhere):
+    """A student's own server, not FastAPI, with three classic mistakes: it is still loading its model (``/ready``
+    says 503), its boxes are in the model's input frame (twice the picture's size) instead of the picture's pixels,
+    and bytes that are not a picture crash it (a 500, as uvicorn answers an exception nobody caught)."""
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests.append(f"{self.command} {self.path}")
+        if (self.command, self.path) == ("GET", "/health"):
+            self._json(200, {"status": "ok"})
+        elif (self.command, self.path) == ("GET", "/ready"):
+            self._json(503, {"ready": False, "detail": "The default model is loading."})
+        elif (self.command, self.path) == ("GET", "/models"):
+            self._json(200, [{"name": "circles", "default": True, "available": True}])
+        elif (self.command, self.path) == ("POST", "/predict"):
+            try:
+                picture = Image.open(io.BytesIO(base64.b64decode(json.loads(body)["image"])))
+            except Exception:
+                self._reply("text/plain; charset=utf-8", b"Internal Server Error", status=500)
+                return
+            box = {"x_min": 10, "y_min": 10, "x_max": picture.width * 2, "y_max": picture.height * 2}
+            self._json(200, {"detections": [{**box, "class_name": "circle", "confidence": 0.9}], "time": 0.01,
+                             "model": "circles"})
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+    def _json(self, status: int, content: object) -> None:
+        self._reply("application/json", json.dumps(content).encode(), status)
+
+    do_GET = do_POST = _answer
+
+
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[_StandInServer]:
     server = _StandInServer(handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -135,6 +169,11 @@ def text_server() -> Iterator[_StandInServer]:
 @pytest.fixture
 def hang_up_server() -> Iterator[_StandInServer]:
     yield from _serve(_HealthThenHangUp)
+
+
+@pytest.fixture
+def students_own_server() -> Iterator[_StandInServer]:
+    yield from _serve(_StudentsOwnServer)
 
 
 @pytest.fixture
@@ -179,7 +218,7 @@ def test_project_backend_passes_every_check_with_its_key(
     assert lines[0] == f"Checking {keyed_backend.url}"
     check_lines = lines[1:-1]
     assert len(check_lines) == len(CHECKS) == 8  # one line each, no fix line under any
-    for line, check in zip(check_lines, CHECKS):
+    for line, check in zip(check_lines, CHECKS, strict=True):
         assert line.startswith(f"  {UNICODE_MARKS.passed}  {check.title}"), line
     assert "POST /predict answers 401 without the key and with a wrong one" in out
     assert lines[-1].startswith("All 8 checks passed (")
@@ -233,14 +272,17 @@ def test_original_lab_backend_fails_and_names_what_it_lacks(
     assert _without_timings(out, minimal_backend.url) == _without_timings(readme, "http://localhost:8001")
 
 
-def test_original_lab_backend_with_a_key_is_open_to_anyone(minimal_backend: BackgroundService, picture: Picture) -> None:
+def test_original_lab_backend_with_a_key_is_open_to_anyone(
+    minimal_backend: BackgroundService, picture: Picture
+) -> None:
     report = check_deployment(minimal_backend.url, api_key="any-key", picture=picture)
     assert [check.name for check in report.failures] == ["ready", "models", "predict_upload", "api_key"]
     # What it does have passes: base64 predictions, a 400 with a reason for bytes that are not a picture.
     assert report.result("predict_base64").passed and report.model == "shapes"
     assert report.result("bad_image").detail == "400: The image is not a valid base64-encoded picture"
     assert report.result("api_key").detail == (
-        "with no key, POST /predict answered 200; with a wrong key, POST /predict answered 200: anyone can use this server"
+        "with no key, POST /predict answered 200; with a wrong key, POST /predict answered 200: "
+        "anyone can use this server"
     )
     assert report.ready is None  # no readiness route: unknown, not "not ready"
 
@@ -320,6 +362,26 @@ def test_text_server_fails_the_contract_with_readable_details(text_server: _Stan
     ]
 
 
+def test_students_own_server_mistakes_are_named(students_own_server: _StandInServer, picture: Picture) -> None:
+    report = check_deployment(students_own_server.url, picture=picture)
+    assert _statuses(report) == {
+        "health": "pass", "ready": "fail", "models": "pass", "predict_base64": "fail", "predict_upload": "fail",
+        "bad_image": "fail", "api_key": "skip", "latency": "skip",
+    }
+    assert report.result("ready").detail == "not ready yet (503: The default model is loading.)"
+    assert report.ready is False and report.model == "circles"
+    assert report.result("models").detail == "1 model; default: 'circles'"
+    assert report.result("predict_base64").detail == (
+        "the answer does not follow the contract: detection 0: box [10, 10, 1280, 720] is outside the 640x360 "
+        "picture (boxes are in the pixels of the picture sent)"
+    )
+    assert report.result("bad_image").detail == (
+        "bytes that are not a picture crashed the server (500: Internal Server Error)"
+    )
+    assert "UnidentifiedImageError" in report.result("bad_image").fix
+    assert report.result("latency").detail == "not run: no prediction succeeded"
+
+
 def test_plain_text_marks_where_the_terminal_is_not_utf8(text_server: _StandInServer) -> None:
     assert marks_for(io.TextIOWrapper(io.BytesIO(), encoding="utf-8")) is UNICODE_MARKS
     assert marks_for(io.TextIOWrapper(io.BytesIO(), encoding="ascii")) is PLAIN_MARKS
@@ -363,7 +425,9 @@ def test_roster_grades_each_student(
         "yes", "yes", "8/8", "shapes", "", ""
     )
     assert 0 < int(alice["latency_ms"]) < 2000
-    assert (bob["reachable"], bob["ready"], bob["contract"], bob["latency_ms"], bob["failed"]) == ("no", "-", "0/1", "", "health")
+    assert (bob["reachable"], bob["ready"], bob["contract"], bob["latency_ms"], bob["failed"]) == (
+        "no", "-", "0/1", "", "health"
+    )
     assert bob["fix"].startswith("Nothing listens there")
     # The wrong key is refused on /models; the key check itself passes: the server does refuse strangers.
     assert (chloe["reachable"], chloe["ready"], chloe["contract"], chloe["failed"], chloe["latency_ms"]) == (

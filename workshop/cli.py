@@ -219,7 +219,8 @@ def _check(args: argparse.Namespace) -> int:
         print("error: give one back-end URL, or --roster FILE.csv for a class", file=sys.stderr)
         return 2
     if args.roster and args.api_key:
-        print("error: --api-key goes with one URL; a roster gives each student's key in its key column", file=sys.stderr)
+        print("error: --api-key goes with one URL; a roster gives each student's key in its key column",
+              file=sys.stderr)
         return 2
     timeout = args.timeout or DEFAULT_TIMEOUT_SECONDS
     budget = args.max_latency or DEFAULT_LATENCY_BUDGET_SECONDS
@@ -417,11 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", help="grade a deployment of the back-end (or a class's, --roster) against the workshop's contract"
     )
-    check.add_argument("url", nargs="?", help="the back-end's address, e.g. http://localhost:8000 or http://EXTERNAL_IP:8000")
+    check.add_argument("url", nargs="?", help="the back-end's address, e.g. http://localhost:8000 or http://IP:8000")
     check.add_argument("--api-key", help="the server's API key; the check then also expects a 401 without it")
     check.add_argument("--roster", help="grade a class instead: a CSV file with the columns name,url,key")
     check.add_argument("--output", help="with --roster: the results' CSV file (default: ROSTER-results.csv beside it)")
-    check.add_argument("--workers", type=int, help="with --roster: deployments checked at once (default: 8, at most 32)")
+    check.add_argument("--workers", type=int, help="with --roster: how many to check at once (default: 8, at most 32)")
     check.add_argument("--timeout", type=float, help="seconds one request may wait for its answer (default: 30)")
     check.add_argument("--max-latency", type=float, help="seconds one prediction may take to pass (default: 2)")
     check.add_argument("--json", action="store_true", help="print the results as JSON")

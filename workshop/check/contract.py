@@ -90,7 +90,10 @@ class DeploymentReport:
 
     @property
     def passed(self) -> bool:
-        """True when the server answered and no check failed (a skipped one, such as the key check without a key, does not count)."""
+        """True when the server answered and no check failed.
+
+        A skipped check does not count: the key check without a key, say.
+        """
         return self.reachable and not self.failures
 
     @property
@@ -422,8 +425,8 @@ def _detection_problem(detection: Any, picture: Picture) -> str | None:
         return f"confidence {confidence} is not between 0 and 1"
     if x_min > x_max or y_min > y_max:
         return f"box {[x_min, y_min, x_max, y_max]} has its corners swapped"
-    tolerance = _BOX_TOLERANCE_PIXELS
-    if x_min < -tolerance or y_min < -tolerance or x_max > picture.width + tolerance or y_max > picture.height + tolerance:
+    margin = _BOX_TOLERANCE_PIXELS
+    if min(x_min, y_min) < -margin or x_max > picture.width + margin or y_max > picture.height + margin:
         return (f"box {[round(v, 1) for v in (x_min, y_min, x_max, y_max)]} is outside the "
                 f"{picture.width}x{picture.height} picture (boxes are in the pixels of the picture sent)")
     return None
@@ -462,7 +465,8 @@ def check_health(probe: Probe) -> Outcome:
         return _not_json(answer, "GET /health")
     return _unexpected(
         answer, "GET /health",
-        "Add GET /health answering 200 {\"status\": \"ok\"}: it is how Docker, a VM and this check know the process is alive.",
+        "Add GET /health answering 200 {\"status\": \"ok\"}: it is how Docker, a VM and this check know the process "
+        "is alive.",
     )
 
 
@@ -517,7 +521,8 @@ def check_models(probe: Probe) -> Outcome:
                      "Mark the model used when a request names none with \"default\": true in GET /models.")
     if chosen.get("available") is False:
         return _fail(
-            f"{listed}; the default, '{chosen['name']}', is not available ({_shorten(chosen.get('reason') or '?', 80)})",
+            f"{listed}; the default, '{chosen['name']}', is not available "
+            f"({_shorten(chosen.get('reason') or 'no reason given', 80)})",
             "Make the default model's weights available where the server runs (baked into the image, or "
             "downloadable), or choose another default (WORKSHOP_DEFAULT_MODEL).",
         )

@@ -32,7 +32,7 @@ PLAIN_MARKS = Marks(passed="ok", failed="FAIL", skipped="skip", fix="fix:")
 
 
 def marks_for(stream: TextIO) -> Marks:
-    """:data:`UNICODE_MARKS` when ``stream`` can encode them, else :data:`PLAIN_MARKS` (a C locale, a Windows console)."""
+    """:data:`UNICODE_MARKS` when ``stream`` can encode them, else :data:`PLAIN_MARKS` (a C locale, an old console)."""
     encoding = getattr(stream, "encoding", None) or "ascii"
     try:
         "".join(UNICODE_MARKS.__dict__.values()).encode(encoding)
@@ -87,7 +87,7 @@ def format_roster(results: Sequence[RosterResult], marks: Marks = UNICODE_MARKS)
     last column, and the CSV file (:func:`write_roster_csv`) has all of them.
     """
     rows = roster_rows(results)
-    for row, result in zip(rows, results):
+    for row, result in zip(rows, results, strict=True):
         row["name"] = f"{marks.passed if result.passed else marks.failed} {row['name']}"
     columns = [column for column in ROSTER_COLUMNS if column != "fix"]
     widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in columns}

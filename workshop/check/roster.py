@@ -149,7 +149,8 @@ def check_roster(
 
     if not entries:
         return []
-    with ThreadPoolExecutor(max_workers=parallel_checks(workers, len(entries)), thread_name_prefix="workshop-check") as pool:
+    workers = parallel_checks(workers, len(entries))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workshop-check") as pool:
         return list(pool.map(grade, entries))
 
 
