@@ -120,6 +120,19 @@ class _HealthThenHangUp(_TextEverywhere):
     do_GET = do_POST = _answer
 
 
+class _RedirectToLogin(_TextEverywhere):
+    """Sends every request to a login page, as a private codespace port does to a client without its cookie."""
+
+    def _answer(self) -> None:
+        self.server.requests.append(f"{self.command} {self.path}")
+        self.send_response(302)
+        self.send_header("Location", "https://github.com/login?return_to=%2F")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _answer
+
+
 class _StudentsOwnServer(_TextEverywhere):
     """A student's own server, not FastAPI, with three classic mistakes: it is still loading its model (``/ready``
     says 503), its boxes are in the model's input frame (twice the picture's size) instead of the picture's pixels,
@@ -169,6 +182,11 @@ def text_server() -> Iterator[_StandInServer]:
 @pytest.fixture
 def hang_up_server() -> Iterator[_StandInServer]:
     yield from _serve(_HealthThenHangUp)
+
+
+@pytest.fixture
+def redirecting_server() -> Iterator[_StandInServer]:
+    yield from _serve(_RedirectToLogin)
 
 
 @pytest.fixture
@@ -360,6 +378,18 @@ def test_text_server_fails_the_contract_with_readable_details(text_server: _Stan
     assert text_server.requests == [
         "GET /health", "GET /ready", "GET /models", "POST /predict", "POST /predict/upload", "POST /predict"
     ]
+
+
+def test_redirect_is_reported_not_followed(redirecting_server: _StandInServer, picture: Picture) -> None:
+    report = check_deployment(redirecting_server.url, picture=picture)
+    health = report.result("health")
+    assert health.detail == "GET /health answered 302, a redirect to https://github.com/login?return_to=%2F"
+    assert "must be made public (Ports tab)" in health.fix
+    assert report.result("predict_upload").detail.startswith("POST /predict/upload answered 302, a redirect to ")
+    assert report.result("bad_image").detail.startswith("POST /predict answered 302, a redirect to ")
+    assert len(report.fixes) == 1 and not report.passed
+    # One request per check that ran, none to the login page (it would have failed to connect, offline).
+    assert len(redirecting_server.requests) == 6
 
 
 def test_students_own_server_mistakes_are_named(students_own_server: _StandInServer, picture: Picture) -> None:

@@ -160,7 +160,10 @@ def sample_picture(seed: int = 0) -> Picture:
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer: its status, its JSON body (``None`` when it is not JSON) and its round-trip time."""
+    """One HTTP answer: its status, its JSON body (``None`` when it is not JSON) and its round-trip time.
+
+    ``location`` is where a redirect points (empty for any other answer): redirects are not followed.
+    """
 
     status: int
     body: Any
@@ -168,6 +171,7 @@ class Answer:
     content_type: str
     text: str
     seconds: float
+    location: str = ""
 
     @property
     def detail(self) -> str:
@@ -235,8 +239,10 @@ class Probe:
             headers[API_KEY_HEADER] = self.api_key
         started = time.perf_counter()
         try:
+            # Redirects are not followed: the URL given is the one graded, and a redirected POST
+            # would come back a GET (a Cloud Run URL given as http://, a private codespace port).
             response = self.session.request(
-                method, f"{self.url}{path}", headers=headers,
+                method, f"{self.url}{path}", headers=headers, allow_redirects=False,
                 timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout), **kwargs,
             )
         except requests.RequestException as error:
@@ -270,7 +276,10 @@ def _answer(response: requests.Response, seconds: float) -> Answer:
         body, is_json = response.json(), True
     except ValueError:  # requests' JSONDecodeError
         body, is_json = None, False
-    return Answer(response.status_code, body, is_json, content_type, response.text[:_SHOWN_CHARACTERS * 4], seconds)
+    return Answer(
+        response.status_code, body, is_json, content_type, response.text[:_SHOWN_CHARACTERS * 4], seconds,
+        response.headers.get("location", "") if response.is_redirect else "",
+    )
 
 
 _URL_FIX = "Give the back-end's address as http://HOST:PORT, e.g. http://localhost:8000 or http://EXTERNAL_IP:8000."
@@ -356,6 +365,12 @@ def _not_json(answer: Answer, route: str) -> Outcome:
 
 def _unexpected(answer: Answer, route: str, missing_route_fix: str) -> Outcome:
     """A failure for an answer that is not the one expected, with the fix that fits its status."""
+    if answer.location:
+        return _fail(
+            f"{route} answered {answer.status}, a redirect to {_shorten(answer.location, 100)}",
+            "Give the address the server really answers at (https:// if it redirects there); a codespace port that "
+            "redirects to a login page must be made public (Ports tab) to be reached from outside.",
+        )
     if answer.status in (404, 405):
         return _fail(f"no {route} route ({answer.shown()})", missing_route_fix)
     if answer.status == 503:
