@@ -1,10 +1,10 @@
 """``workshop check``: the contract grader, against real servers on loopback.
 
 The servers: this project's back-end (``workshop serve``, with an API key), the original
-lab's design (``uvicorn workshop.minimal_backend:app``, the real command), a tiny
-``http.server`` that answers text to everything, one that answers ``/health`` then hangs up,
-sockets that never answer, and a free port with nothing behind it. Every request goes to
-127.0.0.1.
+lab's design (``uvicorn workshop.minimal_backend:app``, the real command), and small
+``http.server`` stand-ins for what a class also deploys: text to everything, ``/health`` then
+hang-ups, redirects to a login page, a student's own server with classic mistakes; sockets that
+never answer, and a free port with nothing behind it. Every request goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ from workshop.check import (
 )
 from workshop.cli import main
 from workshop.services import BackgroundService, free_port, start_backend, start_process
-
-pytestmark = pytest.mark.slow
 
 API_KEY = "grading-key-4f1c"
 CHECK_NAMES = [check.name for check in CHECKS]
@@ -227,6 +225,7 @@ def _without_timings(text: str, url: str) -> str:
 # ---------------------------------------------------------------------------------------- this project's back-end
 
 
+@pytest.mark.slow  # a real server process
 def test_project_backend_passes_every_check_with_its_key(
     keyed_backend: BackgroundService, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -245,6 +244,7 @@ def test_project_backend_passes_every_check_with_its_key(
     assert _without_timings(out, keyed_backend.url) == _without_timings(readme, "http://localhost:8000")
 
 
+@pytest.mark.slow  # a real server process
 def test_project_backend_report_as_data(keyed_backend: BackgroundService, picture: Picture) -> None:
     report = check_deployment(keyed_backend.url, API_KEY, picture=picture)
     assert report.passed and report.reachable and report.ready is True
@@ -256,6 +256,7 @@ def test_project_backend_report_as_data(keyed_backend: BackgroundService, pictur
     assert report.to_dict()["passed"] is True and report.to_dict()["checks"][0]["name"] == "health"
 
 
+@pytest.mark.slow  # a real server process
 def test_without_the_key_the_grade_fails_and_says_to_give_it(
     keyed_backend: BackgroundService, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -275,6 +276,7 @@ def test_without_the_key_the_grade_fails_and_says_to_give_it(
 # ---------------------------------------------------------------------------------------- the original lab's design
 
 
+@pytest.mark.slow  # a real server process
 def test_original_lab_backend_fails_and_names_what_it_lacks(
     minimal_backend: BackgroundService, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -290,6 +292,7 @@ def test_original_lab_backend_fails_and_names_what_it_lacks(
     assert _without_timings(out, minimal_backend.url) == _without_timings(readme, "http://localhost:8001")
 
 
+@pytest.mark.slow  # a real server process
 def test_original_lab_backend_with_a_key_is_open_to_anyone(
     minimal_backend: BackgroundService, picture: Picture
 ) -> None:
@@ -322,6 +325,7 @@ def test_stopped_server_is_unreachable_quickly(picture: Picture, capsys: pytest.
     assert capsys.readouterr().out.splitlines()[-1].startswith("Unreachable: no check could run (")
 
 
+@pytest.mark.slow  # waits for timeouts, by design
 def test_packets_dropped_is_a_connect_timeout_not_a_hang(picture: Picture) -> None:
     """Stands in for a firewall that drops packets: a listener whose accept queue is full drops new SYNs."""
     with socket.socket() as listener:
@@ -338,6 +342,7 @@ def test_packets_dropped_is_a_connect_timeout_not_a_hang(picture: Picture) -> No
     assert not report.reachable
 
 
+@pytest.mark.slow  # waits for timeouts, by design
 def test_server_that_never_answers_times_out(silent_socket: str, picture: Picture) -> None:
     started = time.monotonic()
     report = check_deployment(silent_socket, timeout=1, picture=picture)
@@ -412,6 +417,7 @@ def test_students_own_server_mistakes_are_named(students_own_server: _StandInSer
     assert report.result("latency").detail == "not run: no prediction succeeded"
 
 
+@pytest.mark.slow  # a second Python process
 def test_plain_text_marks_where_the_terminal_is_not_utf8(text_server: _StandInServer) -> None:
     assert marks_for(io.TextIOWrapper(io.BytesIO(), encoding="utf-8")) is UNICODE_MARKS
     assert marks_for(io.TextIOWrapper(io.BytesIO(), encoding="ascii")) is PLAIN_MARKS
@@ -437,6 +443,7 @@ def _write_roster(path: Path, rows: list[list[str]], header: str = "name,url,key
     return path
 
 
+@pytest.mark.slow  # a real server process
 def test_roster_grades_each_student(
     keyed_backend: BackgroundService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -500,6 +507,7 @@ def test_json_for_one_url_and_for_a_class(tmp_path: Path, capsys: pytest.Capture
     assert "secret-of-eve" not in out
 
 
+@pytest.mark.slow  # waits for timeouts, by design
 def test_roster_checks_in_parallel_and_bounded(silent_socket: str, picture: Picture) -> None:
     """Six deployments that never answer (1 s each), three at a time: two rounds, neither one nor six."""
     entries = [RosterEntry(f"student {index}", silent_socket) for index in range(6)]
