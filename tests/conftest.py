@@ -136,3 +136,13 @@ def cached_public_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cached-weights")
     import_yolo()("yolo11n.yaml").save(folder / "yolo11n.pt")
     return folder
+
+
+@pytest.fixture(scope="session")
+def yolo26n_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``yolo26n.pt`` built offline from its YAML: the online default's network, untrained (stands in for the download)."""
+    from workshop.yolo_env import import_yolo
+
+    path = tmp_path_factory.mktemp("yolo26n") / "yolo26n.pt"
+    import_yolo()("yolo26n.yaml").save(path)
+    return path

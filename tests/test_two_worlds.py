@@ -85,6 +85,9 @@ DOCUMENTED_COMMANDS = [
     ("docs/fr/index.md", "## Étape 2"),
     ("docs/fr/index.md", "## Étape 3"),
 ]
+#: Commands sent to the deployed VM: the section's first block only (the next ones tear the cloud down).
+#: The VM is stood in for by a local back-end that requires an API key, the key in the file the deploy writes.
+VM_COMMANDS = [("docs/en/index.md", "## Step 8", "EXTERNAL_IP"), ("docs/fr/index.md", "## Étape 8", "IP_EXTERNE")]
 
 
 def bash_blocks(markdown: str, heading: str) -> list[str]:
@@ -105,7 +108,7 @@ def commands_of(block: str) -> list[str]:
             command = current.strip()
             current = ""
             # Servers are started by the test (on a free port), not by the documented line.
-            if command and not re.match(r"(\.venv/bin/)?workshop (serve|ui)\b", command):
+            if command and not re.search(r"\bworkshop (serve|ui)\b", command):
                 commands.append(command)
     assert not current.strip(), f"unterminated command in the block: {current!r}"
     return commands
@@ -143,6 +146,35 @@ def test_documented_commands_run_in_this_world(
     for command in commands:
         # The guide's back-end listens on port 8000; the test's on a free port.
         command = command.replace("http://localhost:8000", world_server.url)
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=student_shell, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, f"{file} ({world.name}): {command}\n{result.stdout}\n{result.stderr}"
+        check_output(command, result.stdout, world)
+
+
+@pytest.fixture(scope="module")
+def vm_stand_in(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundService]:
+    """The deployed VM's stand-in: the same back-end, with the API key the deploy generated."""
+    service = start_backend(env={**world.env, "WORKSHOP_API_KEY": "key-from-the-deploy"},
+                            log_dir=tmp_path_factory.mktemp(f"vm-logs-{world.name}"))
+    yield service
+    service.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("file", "heading", "address"), VM_COMMANDS, ids=lambda value: str(value).replace(" ", ""))
+def test_commands_sent_to_the_vm_run_in_this_world(
+    file: str, heading: str, address: str, world: World, vm_stand_in: BackgroundService,
+    student_shell: dict[str, str], tmp_path: Path,
+) -> None:
+    subprocess.run(["workshop", "samples", "samples/"], cwd=tmp_path, env=student_shell, check=True,
+                   capture_output=True, timeout=120)
+    (tmp_path / ".workshop-deploy").mkdir()
+    (tmp_path / ".workshop-deploy" / "api-key").write_text("key-from-the-deploy\n")
+    commands = commands_of(bash_blocks((REPO_ROOT / file).read_text(), heading)[0])
+    assert sum("workshop predict" in command for command in commands) == 2, commands
+    for command in commands:
+        command = command.replace(f"http://{address}:8000", vm_stand_in.url)
         result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=student_shell, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, f"{file} ({world.name}): {command}\n{result.stdout}\n{result.stderr}"

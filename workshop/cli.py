@@ -74,7 +74,9 @@ def _ui(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from workshop.client import BackendError, WorkshopClient
 
-    client = WorkshopClient(args.url, api_key=args.api_key, timeout=args.timeout)
+    from workshop.settings import get_settings
+
+    client = WorkshopClient(args.url or get_settings().backend_url, api_key=args.api_key, timeout=args.timeout)
     params = {"confidence": args.confidence, "iou": args.iou, "image_size": args.image_size}
     params = {key: value for key, value in params.items() if value is not None}
     status = 0
@@ -362,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="send images to a running back-end and print the detections")
     predict.add_argument("images", nargs="+", help="image files")
-    predict.add_argument("--url", default="http://localhost:8000", help="back-end URL (default: %(default)s)")
+    predict.add_argument(
+        "--url", help="back-end URL (default: WORKSHOP_BACKEND_URL, else http://localhost:8000)"
+    )
     predict.add_argument("--model", help="model name (default: the server's default)")
     predict.add_argument("--confidence", type=float, help="minimum confidence, 0-1")
     predict.add_argument("--iou", type=float, help="non-maximum suppression IoU threshold, 0-1")
