@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from workshop.backend.app import create_app
 from workshop.engines import ENGINE_NAMES, InferenceParameters
+from workshop.engines.base import detections_from_arrays
 from workshop.engines import export as export_module
 from workshop.engines.export import ExportRecord, export_directory, export_model, find_export
+from workshop.engines.exported import ExportedEngine
 from workshop.engines.letterbox import Letterbox, letterbox
 from workshop.engines.postprocess import decode_output, non_max_suppression
 from workshop.imaging import encode_image
@@ -261,3 +267,296 @@ def test_onnx_calls_run_side_by_side_with_the_same_answers(registries: dict[str,
     assert len(outputs) == 10
     for output in [runner.run_narrow(batch), *outputs]:
         np.testing.assert_allclose(output, wide, rtol=1e-3, atol=1e-2)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# YOLO26, the online default: built from its YAML (untrained, same network as the download), on every exported engine.
+# Untrained, it scores every box at about 2e-4, so answers are compared at LOW_CONFIDENCE, where it finds hundreds.
+
+LOW_CONFIDENCE = 1e-4
+LOW = InferenceParameters(confidence=LOW_CONFIDENCE, iou=0.7, max_detections=300)
+YOLO26_STRIDES = [8, 16, 32]
+
+
+def _yolo26_pictures() -> dict[str, Image.Image]:
+    """A real photograph (scikit-image's cat, 451x300: letterboxed with padding) and a generated 4:3 shapes picture."""
+    from skimage import data
+
+    return {"chelsea": Image.fromarray(data.chelsea()), "shapes": shapes_sample(seed=5, width=640, height=480).image}
+
+
+def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
+    """Save ``source`` with seeded weights and BatchNorm statistics measured on two photographs.
+
+    A YAML build draws new weights every time: they are drawn again here from a fixed seed (PyTorch's
+    own initialisation; the head's biases kept), so every run compares the same network.
+
+    Built from its YAML, a network keeps BatchNorm's initial statistics (mean 0, variance 1), which do not fit
+    its activations: they fade layer after layer and the head outputs its biases whatever the picture (every
+    anchor of yolo26n then scores 0.000156 and every box is 4 strides wide). Comparing engines on that proves
+    nothing, and the tied scores make the end-to-end head's top 300 an arbitrary pick. Measured statistics,
+    as training would leave them, give activations of the usual scale and scores that differ. No training.
+    Variances are floored at 0.1 (a gain of 3 at most): a channel nearly constant on the photographs would
+    otherwise explode on a flat generated picture (scores of 1.0, boxes 2,600 px wide, and PyTorch differing
+    from itself, fused or not, by 3 px); trained networks are not that ill-conditioned.
+    """
+    import torch
+    from skimage import data
+
+    from workshop.yolo_env import import_yolo
+
+    yolo = import_yolo()(str(source))
+    torch.manual_seed(0)
+    for module in yolo.model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_uniform_(module.weight, a=5**0.5)  # as Conv2d.reset_parameters() draws them
+    norms = [module for module in yolo.model.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the pictures
+    yolo.model.train()
+    with torch.no_grad():
+        for photograph in (data.astronaut(), data.coffee()):
+            yolo.model(torch.from_numpy(letterbox(Image.fromarray(photograph), 640)[0]))
+    for norm in norms:
+        norm.momentum = 0.1
+        norm.running_var.clamp_(min=0.1)
+    yolo.model.eval()
+    yolo.save(destination)
+
+
+@pytest.fixture(scope="module")
+def yolo26n_folder(yolo26n_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding yolo26n.pt, as a codespace has after the download; its exports are cached in it."""
+    folder = tmp_path_factory.mktemp("yolo26n-weights")
+    _measure_batchnorm_statistics(yolo26n_weights, folder / "yolo26n.pt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def yolo26n_export(yolo26n_folder: Path) -> Callable[..., Path]:
+    """``export(engine, nms_free=False)``: yolo26n exported once per engine and head in this module (5-10 s each).
+
+    The default head goes where the registry looks for it (``<weights>/exports``), so the API test reuses it.
+    """
+    made: dict[tuple[str, bool], Path] = {}
+
+    def export(engine: str, nms_free: bool = False) -> Path:
+        if (engine, nms_free) not in made:
+            exports_dir = yolo26n_folder / ("nms-free-exports" if nms_free else "exports")
+            made[engine, nms_free] = export_model(
+                yolo26n_folder / "yolo26n.pt", "yolo26n", engine, exports_dir, nms_free=nms_free
+            )
+        return made[engine, nms_free]
+
+    return export
+
+
+def _assert_same_detections(expected: list[Detection], got: list[Detection], where: str) -> int:
+    """Every box on one side has a twin on the other (same class, IoU > 0.99, same rounded confidence); the count."""
+    assert len(got) == len(expected), f"{where}: {len(got)} boxes, {len(expected)} expected"
+    remaining = list(got)
+    for want in expected:
+        twins = [candidate for candidate in remaining if candidate.class_id == want.class_id]
+        best = max(twins, key=lambda candidate: _iou(candidate, want), default=None)
+        assert best is not None, f"{where}: no box of class {want.class_name}"
+        assert _iou(best, want) > 0.99, f"{where}: box moved, IoU {_iou(best, want):.4f}"
+        # Both rounded to 4 places.
+        assert abs(best.confidence - want.confidence) <= 1e-4, f"{where}: confidence differs"
+        remaining.remove(best)
+    return len(expected)
+
+
+def _assert_close_raw(got: np.ndarray, expected: np.ndarray, boxes: slice, scores: slice) -> None:
+    """Boxes within 0.01 px and scores within 1e-6 of PyTorch's.
+
+    Float32 computed by other kernels in another order differs by ~1e-7 relative (measured: under 1e-7 px
+    on 640 px boxes). A tolerance relative to the largest value, as for YOLO11 above, would be 30 px wide
+    here and hide the scores entirely: an untrained YOLO26 scores ~2e-4, so scores get an absolute
+    tolerance far below that, and boxes one far below the 0.01 px the API rounds to.
+    """
+    np.testing.assert_allclose(got[boxes], expected[boxes], rtol=0, atol=1e-2)
+    np.testing.assert_allclose(got[scores], expected[scores], rtol=0, atol=1e-6)
+
+
+def _yolo26n_network(weights: Path, *, end2end: bool) -> Any:
+    """yolo26n's network as Ultralytics' predictor runs it: one head chosen (``nms=False``: end-to-end), fused."""
+    from workshop.yolo_env import import_yolo
+
+    network = import_yolo()(str(weights)).model.eval()
+    network.end2end = end2end
+    return network.fuse(verbose=False)
+
+
+def _fed_by(network: Any, runner: ExportedEngine) -> ExportedEngine:
+    """``runner``'s own letterbox, decoding and mapping back, around PyTorch's network instead of its runtime."""
+    import torch
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return network(torch.from_numpy(batch))[0].numpy()
+
+    runner.run = run  # type: ignore[method-assign]
+    return runner
+
+
+@pytest.mark.parametrize("engine", EXPORTED)
+def test_yolo26n_on_an_exported_engine_matches_pytorch_with_ultralytics_default_head(
+    engine: str, yolo26n_folder: Path, yolo26n_export: Callable[..., Path]
+) -> None:
+    """Ultralytics 8.4.190 predicts YOLO26 with its one-to-many head and NMS by default; the export does the same.
+
+    Three checks: the raw outputs (1, 84, anchors) match PyTorch's; the engine's post-processing (NMS,
+    class ids, confidence filter, letterbox mapped back) fed PyTorch's raw output gives exactly the PyTorch
+    engine's detections; and the engine on its own gives the same boxes up to near-ties. An untrained
+    network scores hundreds of neighbouring boxes within 1e-7 of each other, the size of the engines'
+    float32 differences, so NMS may keep a neighbour instead (measured: 278 of 280 boxes identical).
+    """
+    from workshop.engines.exported import EXPORTED_ENGINES
+    from workshop.engines.pytorch import PytorchEngine
+
+    weights = yolo26n_folder / "yolo26n.pt"
+    directory = yolo26n_export(engine)
+    record = ExportRecord.read(directory)
+    assert record.end2end is False and record.strides == YOLO26_STRIDES  # read from Ultralytics' metadata
+    runner = EXPORTED_ENGINES[engine](directory, threads=2)
+    assert runner.end2end_rows == 0
+    reference = PytorchEngine.load(weights, threads=2)
+    network = _yolo26n_network(weights, end2end=False)
+    fed = _fed_by(network, EXPORTED_ENGINES[engine](directory, threads=2))
+    compared = 0
+    for name, picture in _yolo26_pictures().items():
+        batch, _ = letterbox(picture, runner.image_size)
+        expected_raw, got_raw = fed.run(batch), runner.run(batch)
+        anchors = sum((batch.shape[2] // s) * (batch.shape[3] // s) for s in YOLO26_STRIDES)
+        assert got_raw.shape == expected_raw.shape == (1, 84, anchors), name
+        _assert_close_raw(got_raw, expected_raw, np.s_[:, :4], np.s_[:, 4:])
+
+        expected = reference.detect(picture, LOW)
+        compared += _assert_same_detections(expected, fed.detect(picture, LOW), f"{name}, fed")
+        # NMS applies, as in Ultralytics: a stricter IoU threshold removes boxes, the same ones.
+        strict = InferenceParameters(confidence=LOW_CONFIDENCE, iou=0.3, max_detections=300)
+        fewer = reference.detect(picture, strict)
+        assert len(fewer) < len(expected)
+        compared += _assert_same_detections(fewer, fed.detect(picture, strict), f"{name}, fed, iou 0.3")
+
+        got = runner.detect(picture, LOW)
+        twins = sum(any(g.class_id == e.class_id and _iou(g, e) > 0.99 for g in got) for e in expected)
+        assert abs(len(got) - len(expected)) <= 0.02 * len(expected) and twins >= 0.95 * len(expected), name
+    # The premise: Ultralytics' own predictor ran this model without its end-to-end head.
+    assert reference.yolo.predictor.model.end2end is False
+    assert compared > 300  # boxes were really compared, not two empty lists
+
+
+@pytest.mark.parametrize("engine", EXPORTED)
+def test_yolo26n_nms_free_export_gives_final_boxes_as_ultralytics_does(
+    engine: str, yolo26n_folder: Path, yolo26n_export: Callable[..., Path]
+) -> None:
+    """YOLO26's end-to-end head (Ultralytics' nms=False): output (1, 300, 6), no NMS, same boxes as Ultralytics."""
+    from workshop.engines.exported import EXPORTED_ENGINES
+    from workshop.imaging import to_bgr_array
+    from workshop.yolo_env import import_yolo
+
+    weights = yolo26n_folder / "yolo26n.pt"
+    directory = yolo26n_export(engine, nms_free=True)
+    assert ExportRecord.read(directory).end2end is True  # from Ultralytics' metadata, not guessed from the shape
+    runner = EXPORTED_ENGINES[engine](directory, threads=2)
+    assert runner.end2end_rows == 300
+    fed = _fed_by(_yolo26n_network(weights, end2end=True), EXPORTED_ENGINES[engine](directory, threads=2))
+    ultralytics_model = import_yolo()(str(weights))
+
+    def ultralytics_detections(picture: Image.Image, confidence: float, iou: float) -> list[Detection]:
+        boxes = ultralytics_model.predict(
+            to_bgr_array(picture), conf=confidence, iou=iou, max_det=300, nms=False, verbose=False
+        )[0].boxes
+        return detections_from_arrays(boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy(), runner.class_names)
+
+    compared = 0
+    for name, picture in _yolo26_pictures().items():
+        batch, _ = letterbox(picture, runner.image_size)
+        expected_rows, got_rows = fed.run(batch)[0], runner.run(batch)[0]
+        assert got_rows.shape == expected_rows.shape == (300, 6), name
+        # Best first, the same scores (a near-tie may swap two rows, so rows are matched below, not compared in order).
+        assert np.all(np.diff(got_rows[:, 4]) <= 0)
+        np.testing.assert_allclose(got_rows[:, 4], expected_rows[:, 4], rtol=0, atol=1e-6)
+        # A confidence cut in the widest gap of PyTorch's scores, wider than the engines' differences:
+        # above it, both engines keep the same rows.
+        scores = expected_rows[:, 4]
+        widest = int(np.argmax(scores[20:280] - scores[21:281])) + 20
+        difference = float(np.abs(got_rows[:, 4] - expected_rows[:, 4]).max())
+        assert scores[widest] - scores[widest + 1] > 2 * difference, f"{name}: no clear cut in the scores"
+        cut = float(scores[widest] + scores[widest + 1]) / 2
+        assert int((got_rows[:, 4] > cut).sum()) == widest + 1
+        for want in expected_rows[: widest + 1]:
+            same_class = got_rows[: widest + 1][got_rows[: widest + 1, 5] == want[5]]
+            nearest = same_class[np.abs(same_class[:, :4] - want[:4]).max(axis=1).argmin()]
+            _assert_close_raw(nearest[np.newaxis], want[np.newaxis], np.s_[:, :4], np.s_[:, 4:5])
+
+        # Decoding fed PyTorch's raw output gives exactly Ultralytics' detections, at a low confidence (300 boxes)...
+        expected = ultralytics_detections(picture, LOW_CONFIDENCE, 0.7)
+        assert len(expected) == 300
+        compared += _assert_same_detections(expected, fed.detect(picture, LOW), f"{name}, fed")
+        # ...and the engine on its own gives them too, above the cut.
+        above = InferenceParameters(confidence=cut, iou=0.7, max_detections=300)
+        got = runner.detect(picture, above)
+        compared += _assert_same_detections(ultralytics_detections(picture, cut, 0.7), got, f"{name} on {engine}")
+        # No NMS on final boxes, as in Ultralytics: the IoU threshold changes nothing, on either.
+        assert runner.detect(picture, InferenceParameters(cut, iou=0.01, max_detections=300)) == got
+        assert len(ultralytics_detections(picture, cut, 0.01)) == len(got)
+        # The confidence filter and max_detections still apply.
+        assert runner.detect(picture, InferenceParameters(cut, iou=0.7, max_detections=5)) == got[:5]
+    assert compared > 600
+
+
+@pytest.mark.parametrize("engine", EXPORTED)
+def test_an_nms_free_export_answers_inputs_with_fewer_anchors_than_its_rows(
+    engine: str, yolo26n_export: Callable[..., Path]
+) -> None:
+    """Its TopK keeps 300 boxes: a 1000x20 picture at size 320 (a 320x32 input, 210 anchors) once failed there."""
+    from workshop.engines.exported import EXPORTED_ENGINES
+
+    runner = EXPORTED_ENGINES[engine](yolo26n_export(engine, nms_free=True), threads=2)
+    flat = shapes_sample(seed=6, width=1000, height=20).image
+    for picture, size in [(flat, 320), (_yolo26_pictures()["chelsea"], 96)]:  # 210 and 126 anchors
+        params = InferenceParameters(LOW_CONFIDENCE, iou=0.7, max_detections=300, image_size=size)
+        found = runner.detect(picture, params)
+        assert 0 < len(found) <= 300
+        inside = [0 <= d.x_min <= d.x_max <= picture.width and 0 <= d.y_min <= d.y_max <= picture.height for d in found]
+        assert all(inside)
+
+
+def test_letterbox_pads_further_until_the_input_has_enough_anchors() -> None:
+    geometry = Letterbox.fit(width=1000, height=20, size=320)  # 320x6 -> a 320x32 input: 40*4 + 20*2 + 10*1 anchors
+    assert (geometry.input_width, geometry.input_height) == (320, 32)
+    assert geometry.with_anchors(0, YOLO26_STRIDES) == geometry
+    grown = geometry.with_anchors(300, YOLO26_STRIDES)  # 320x64: 40*8 + 20*4 + 10*2 = 420
+    assert (grown.input_width, grown.input_height, grown.pad_left, grown.pad_top) == (320, 64, 0, 29)
+    np.testing.assert_allclose(grown.to_picture(np.array([[0.0, 29.0, 320.0, 35.0]])), [[0.0, 0.0, 1000.0, 20.0]])
+    tall = Letterbox.fit(width=20, height=1000, size=320).with_anchors(300, YOLO26_STRIDES)
+    assert (tall.input_width, tall.input_height) == (64, 320)  # the shorter side grows
+
+
+@pytest.mark.parametrize("engine", EXPORTED)
+def test_the_api_serves_yolo26n_on_each_exported_engine(
+    engine: str, yolo26n_folder: Path, yolo26n_export: Callable[..., Path]
+) -> None:
+    """WORKSHOP_ENGINE=onnx or openvino with yolo26n.pt in the weights folder: a 200 that names the engine."""
+    directory = yolo26n_export(engine)  # already made by the test above when run together; the registry reuses it
+    settings = Settings(_env_file=None, weights_dir=yolo26n_folder, engine=engine)
+    app = create_app(settings, ModelRegistry(settings))
+    png = encode_image(_yolo26_pictures()["chelsea"])
+    stamp = (directory / "export.json").stat().st_mtime_ns
+    with TestClient(app) as client:
+        app.state.warmup.done.wait(timeout=120)
+        answer = client.post(
+            "/predict/upload",
+            files={"file": ("chelsea.png", png, "image/png")},
+            data={"model": "yolo26n", "confidence": str(LOW_CONFIDENCE)},
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"] == "yolo26n" and body["engine"] == engine
+        assert body["detections"] and (body["image_width"], body["image_height"]) == (451, 300)
+        models = {model["name"]: model for model in client.get("/models").json()}
+        assert models["yolo26n"]["engine"] == engine and models["yolo26n"]["image_size"] == 640
+    assert (directory / "export.json").stat().st_mtime_ns == stamp  # served from the cached export, not redone

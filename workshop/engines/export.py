@@ -39,7 +39,7 @@ MODEL_FILES: dict[EngineName, str] = {"onnx": "model.onnx", "openvino": "model.x
 
 RECORD_FILE = "export.json"
 #: Bumped when the export settings change: older exports are then made again.
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,10 @@ class ExportRecord:
     image_size: int  # the default input size (the training size); any multiple of `stride` works
     stride: int
     class_names: list[str]
+    #: From Ultralytics' metadata: True when the output is final boxes ``(1, rows, 6)``, False for candidates.
     end2end: bool
+    #: The strides of the network's anchor grids, e.g. [8, 16, 32]: an input of h x w has sum((h/s) * (w/s)) anchors.
+    strides: list[int]
     source_sha256: str
     ultralytics_version: str
     export_seconds: float
@@ -117,11 +120,21 @@ def find_export(exports_dir: Path, model: str, engine: EngineName, weights: Path
 
 
 def export_model(
-    weights: Path, model: str, engine: EngineName, exports_dir: Path, image_size: int | None = None
+    weights: Path,
+    model: str,
+    engine: EngineName,
+    exports_dir: Path,
+    image_size: int | None = None,
+    *,
+    nms_free: bool = False,
 ) -> Path:
     """Export ``weights`` for ``engine`` into the cache and return the export folder.
 
     ``image_size``: the exported input size; None keeps the size the model was trained at.
+    ``nms_free``: export the one-to-one head of a model that has one (YOLO26), whose output is
+    final boxes (Ultralytics' ``nms=False``). False keeps the head Ultralytics predicts with
+    by default, which is what the PyTorch engine runs, so both engines give the same answers:
+    in Ultralytics 8.4.190 that is the one-to-many head plus NMS, for YOLO26 too.
     Raises :class:`ModelUnavailableError` when this Python cannot export.
     """
     if not exporting_available():
@@ -153,7 +166,10 @@ def export_model(
         try:
             # dynamic: any input size, so pictures are padded only to a multiple of the
             # stride, as on PyTorch (a 4:3 picture costs 20 % less than its square).
-            produced = Path(yolo.export(format=EXPORT_FORMATS[engine], imgsz=size, dynamic=True, verbose=False))
+            options = {"nms": False} if nms_free else {}
+            produced = Path(
+                yolo.export(format=EXPORT_FORMATS[engine], imgsz=size, dynamic=True, verbose=False, **options)
+            )
         except Exception as error:  # noqa: BLE001 - missing exporter packages, unsupported layers...
             logger.exception("Export of %s to %s failed", model, engine)
             raise ModelUnavailableError(f"Exporting '{model}' to {engine} failed: {error}") from error
@@ -171,6 +187,7 @@ def export_model(
             stride=int(max(yolo.model.stride)),
             class_names=[yolo.names[index] for index in sorted(yolo.names)],
             end2end=_is_end2end(staged, engine),
+            strides=[int(stride) for stride in yolo.model.stride],
             source_sha256=weights_sha256(source),
             ultralytics_version=ultralytics.__version__,
             export_seconds=round(time.perf_counter() - started, 2),

@@ -2,8 +2,9 @@
 
 Both do the same three steps around a different runtime call: letterbox the
 picture into the model input (OpenCV or NumPy), run the network, decode boxes
-and apply NMS (NumPy). Neither imports PyTorch or Ultralytics, so a server that
-only uses them starts faster, uses less memory, and fits in a much smaller image.
+(NumPy), with NMS unless the export's metadata says it is end-to-end. Neither
+imports PyTorch or Ultralytics, so a server that only uses them starts faster,
+uses less memory, and fits in a much smaller image.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class ExportedEngine:
         self.image_size = self.record.image_size
         self.threads = threads
         self.lanes = threads  # detect() calls that may run at once: one per core
+        #: Rows of an end-to-end output, the ``k`` fixed in its graph (read from the network by subclasses); else 0.
+        self.end2end_rows = 0
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
 
@@ -73,7 +76,7 @@ class ExportedEngine:
         # As Ultralytics does: a size that is not a multiple of the stride is rounded up to one.
         size = -(-(params.image_size or self.image_size) // stride) * stride
         picture = image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))
-        batch, geometry = letterbox(picture, size, stride)
+        batch, geometry = letterbox(picture, size, stride, min_anchors=self.end2end_rows, strides=self.record.strides)
         raw = decode_output(
             self.run(batch),
             end2end=self.record.end2end,
@@ -97,6 +100,8 @@ class OnnxRuntimeEngine(ExportedEngine):
         self.wide = self._session(threads)
         self.narrow = self._session(1) if threads > 1 else self.wide
         self.input_name = self.wide.get_inputs()[0].name
+        if self.record.end2end:
+            self.end2end_rows = int(self.wide.get_outputs()[0].shape[1])  # (batch, rows, 6): rows is fixed
 
     def _session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
         import onnxruntime
@@ -144,6 +149,8 @@ class OpenVinoEngine(ExportedEngine):
         )
         self.request = compiled.create_infer_request()
         self.lanes = 1
+        if self.record.end2end:
+            self.end2end_rows = compiled.outputs[0].get_partial_shape()[1].get_length()  # (batch, rows, 6)
 
     def run_wide(self, batch: np.ndarray) -> np.ndarray:
         return self.request.infer({0: batch})[0]

@@ -14,7 +14,8 @@ within rounding, a few milliseconds slower. Neither needs PyTorch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -51,6 +52,23 @@ class Letterbox:
             input_width=-(-scaled_width // stride) * stride,
             input_height=-(-scaled_height // stride) * stride,
         )
+
+    def with_anchors(self, minimum: int, strides: Sequence[int]) -> Letterbox:
+        """This letterbox, padded further until the network's grids of ``strides`` hold ``minimum`` anchors.
+
+        An end-to-end export (YOLO26 with ``nms=False``) keeps its best boxes with a ``TopK``
+        whose ``k`` (300) was fixed at export: an input with fewer anchors than that makes ONNX
+        Runtime and OpenVINO fail (a 1000x20 picture at size 320 is a 320x32 input, 210 anchors),
+        where PyTorch simply keeps fewer. More grey padding, shorter side first, gives the graph
+        its anchors; the boxes found on the padding are the ones PyTorch cannot even propose.
+        """
+        geometry, step = self, max(strides, default=1)
+        while strides and sum((geometry.input_width // s) * (geometry.input_height // s) for s in strides) < minimum:
+            if geometry.input_height <= geometry.input_width:
+                geometry = replace(geometry, input_height=geometry.input_height + step)
+            else:
+                geometry = replace(geometry, input_width=geometry.input_width + step)
+        return geometry
 
     @property
     def pad_left(self) -> int:
@@ -97,9 +115,15 @@ def resize_bilinear(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def letterbox(image: Image.Image, size: int, stride: int = 32) -> tuple[np.ndarray, Letterbox]:
-    """The model input for ``image`` (RGB, ``(1, 3, height, width)`` float32 in 0..1) and its geometry."""
-    geometry = Letterbox.fit(image.width, image.height, size, stride)
+def letterbox(
+    image: Image.Image, size: int, stride: int = 32, *, min_anchors: int = 0, strides: Sequence[int] = ()
+) -> tuple[np.ndarray, Letterbox]:
+    """The model input for ``image`` (RGB, ``(1, 3, height, width)`` float32 in 0..1) and its geometry.
+
+    ``min_anchors`` and ``strides``: pad further, if needed, so the input has at least that many
+    anchors (see :meth:`Letterbox.with_anchors`); the default pads only to a multiple of ``stride``.
+    """
+    geometry = Letterbox.fit(image.width, image.height, size, stride).with_anchors(min_anchors, strides)
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if (geometry.scaled_width, geometry.scaled_height) != (image.width, image.height):
         rgb = resize_bilinear(rgb, geometry.scaled_width, geometry.scaled_height)

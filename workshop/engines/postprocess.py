@@ -2,11 +2,13 @@
 
 Two output layouts exist, and Ultralytics writes which one in the export's metadata:
 
-* ``(1, 4 + classes, anchors)`` (YOLOv8, YOLO11): one candidate box per anchor
-  as centre x, centre y, width, height, then a score per class. Overlapping
-  candidates of the same class must be removed here (NMS), as Ultralytics does.
-* ``(1, max_det, 6)`` for *end-to-end* models (YOLO26): already-final boxes as
-  x1, y1, x2, y2, confidence, class id; only the confidence filter is left.
+* ``(1, 4 + classes, anchors)`` (YOLOv8, YOLO11, and YOLO26 as Ultralytics 8.4.190
+  exports and predicts it by default, with its one-to-many head): one candidate box
+  per anchor as centre x, centre y, width, height, then a score per class.
+  Overlapping candidates of the same class must be removed here (NMS), as Ultralytics does.
+* ``(1, max_det, 6)`` for *end-to-end* exports (YOLO26's one-to-one head, exported
+  with ``nms=False``): already-final boxes as x1, y1, x2, y2, confidence, class id;
+  only the confidence filter is left, and ``iou`` is ignored, as in Ultralytics.
 """
 
 from __future__ import annotations
