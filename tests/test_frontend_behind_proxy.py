@@ -254,18 +254,47 @@ def test_compose_hands_the_setting_to_the_frontend_container(
 def test_upload_and_predict_through_the_forwarding_proxy(
     forwarded: dict[str, ProxiedFrontend], page, tmp_path: Path, world: str, framed: bool, uploads: bool
 ) -> None:
-    from playwright.sync_api import expect
-
     frontend = forwarded[world]
     sample = shapes_sample(seed=3)
-    image_path = tmp_path / "shapes.png"
-    sample.image.save(image_path)
-    upload_statuses: list[tuple[str, int]] = []
+    if uploads:
+        image_path = tmp_path / "shapes.png"
+        sample.image.save(image_path)
+    else:
+        # A small file for the refusal: Streamlit answers 403 without reading the body, and a body larger
+        # than what its server reads ahead (64 KiB) is still unread when it closes the connection; nginx then
+        # sees a reset and tells the browser 502 instead of passing the 403 on.
+        image_path = tmp_path / "shapes.jpg"
+        sample.image.resize((256, 256)).save(image_path, quality=80)
+        assert image_path.stat().st_size < 32 * 1024
+    upload_statuses: list[tuple[str, int]] = []  # (method, status) of every request to the upload route
     page.on(
         "response",
         lambda response: upload_statuses.append((response.request.method, response.status))
         if UPLOAD_ROUTE in response.url else None,
     )
+
+    try:
+        student_sees = upload_and_predict(page, frontend, framed, uploads, image_path)
+    except AssertionError as failure:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise AssertionError(
+            f"{failure}\nupload responses: {upload_statuses}; screenshot: {tmp_path / 'failure.png'}"
+        ) from failure
+    page.screenshot(path=str(tmp_path / "proxied-ui.png"), full_page=True)
+    if not uploads:
+        assert ("PUT", 403) in upload_statuses, upload_statuses
+        print(f"\nwhat the student sees: {student_sees!r}")
+        return
+    assert ("PUT", 403) not in upload_statuses
+    assert any(method == "PUT" and status < 300 for method, status in upload_statuses), upload_statuses
+    cells = set(student_sees.split("\n"))
+    assert {shape.class_name for shape in sample.shapes} <= cells, cells
+
+
+def upload_and_predict(page, frontend: ProxiedFrontend, framed: bool, uploads: bool, image_path: Path) -> str:
+    """A student's path through the proxied page; returns the refusal's text, or the table's cells, one a line."""
+    from PIL import Image
+    from playwright.sync_api import expect
 
     if framed:
         page.goto(frontend.editor_url)
@@ -273,32 +302,26 @@ def test_upload_and_predict_through_the_forwarding_proxy(
     else:
         page.goto(frontend.url)
         app = page
-    # Generous: a container's first page runs the app's script cold, on a shared 2-core machine.
+    # Generous timeouts: a container's first page runs the app's script cold, on a shared 2-core machine.
     expect(app.get_by_role("heading", name="YOLO object detection")).to_be_visible(timeout=180_000)
     app.locator('input[type="file"]').set_input_files(str(image_path))
-
-    cookies = {cookie["name"] for cookie in page.context.cookies(frontend.url)}
     if not uploads:
-        expect(app.get_by_text(re.compile("403")).first).to_be_visible(timeout=30_000)
-        assert ("PUT", 403) in upload_statuses, upload_statuses
+        refusal = app.get_by_text(re.compile("403")).first
+        expect(refusal).to_be_visible(timeout=120_000)
+        cookies = {cookie["name"] for cookie in page.context.cookies(frontend.url)}
         assert "_streamlit_xsrf" not in cookies  # the cross-site frame was not allowed to keep it
         expect(app.get_by_text(re.compile(r"^Found \d+ objects?:"))).to_have_count(0)
-        page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
-        return
+        return refusal.inner_text()
 
-    expect(app.get_by_text("shapes.png").first).to_be_visible(timeout=30_000)
+    expect(app.get_by_text(image_path.name).first).to_be_visible(timeout=60_000)
     predict = app.get_by_role("button", name="Predict")
-    expect(predict).to_be_enabled(timeout=30_000)
+    expect(predict).to_be_enabled(timeout=60_000)
     predict.click()
     expect(app.get_by_text(re.compile(r"^Found \d+ objects?:"))).to_be_visible(timeout=120_000)
-    assert ("PUT", 403) not in upload_statuses
-    assert any(method == "PUT" and status < 300 for method, status in upload_statuses), upload_statuses
+    cookies = {cookie["name"] for cookie in page.context.cookies(frontend.url)}
     assert ("_streamlit_xsrf" in cookies) == frontend.xsrf_protection  # the check was really on (or off)
-
-    expect(app.locator("table td").first).to_be_visible()
-    cells = {cell.strip() for cell in app.locator("table td").all_inner_texts()}
-    assert {shape.class_name for shape in sample.shapes} <= cells, cells
+    expect(app.locator("table td").first).to_be_visible(timeout=60_000)
     annotated = app.locator("img[src*='/media/']").first  # Streamlit serves st.image from /media/
-    expect(annotated).to_be_visible()
-    assert annotated.evaluate("img => img.complete && img.naturalWidth") == sample.image.width
-    page.screenshot(path=str(tmp_path / "proxied-ui.png"), full_page=True)
+    expect(annotated).to_be_visible(timeout=60_000)
+    assert annotated.evaluate("img => img.complete && img.naturalWidth") == Image.open(image_path).width
+    return "\n".join(cell.strip() for cell in app.locator("table td").all_inner_texts())
