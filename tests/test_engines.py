@@ -560,3 +560,24 @@ def test_the_api_serves_yolo26n_on_each_exported_engine(
         models = {model["name"]: model for model in client.get("/models").json()}
         assert models["yolo26n"]["engine"] == engine and models["yolo26n"]["image_size"] == 640
     assert (directory / "export.json").stat().st_mtime_ns == stamp  # served from the cached export, not redone
+
+
+def test_yolo26n_is_served_from_its_export_alone_as_in_a_lean_image(
+    yolo26n_export: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A lean image built with EXPORT_MODELS="shapes yolo26n" holds the export, not the weights, and no PyTorch."""
+    directory = yolo26n_export("onnx")
+    shutil.copytree(directory, tmp_path / "exports" / directory.name)  # no yolo26n.pt next to it
+    script = f"""
+import sys
+from workshop.registry import ModelRegistry
+from workshop.samples import shapes_sample
+from workshop.settings import Settings
+registry = ModelRegistry(Settings(_env_file=None, weights_dir={str(tmp_path)!r}, engine="onnx", public_models=[]))
+params = registry.default_parameters()
+found = registry.get("yolo26n").predict(shapes_sample(seed=3).image, params)
+print(registry.get("yolo26n").engine.name, sorted(name for name in ("torch", "ultralytics") if name in sys.modules))
+"""
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert output.returncode == 0, output.stderr[-2000:]
+    assert output.stdout.split("\n")[-2] == "onnx []"
