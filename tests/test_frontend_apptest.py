@@ -29,6 +29,10 @@ def errors(app: AppTest) -> list[str]:
     return [element.value for element in app.error]
 
 
+def markdowns(app: AppTest) -> list[str]:
+    return [element.value for element in app.markdown]
+
+
 def post_count(server: BackgroundService) -> int:
     return server.log().count('"path": "/predict')
 
@@ -141,3 +145,125 @@ def test_slow_backend_times_out_with_a_message(monkeypatch: pytest.MonkeyPatch) 
         app = new_app(f"http://127.0.0.1:{silent.getsockname()[1]}")
         assert not app.exception
         assert any("did not answer within 0.5 s" in e for e in errors(app))
+
+
+# ------------------------------------------------------------------ camera
+def test_a_camera_picture_is_sent_like_an_upload(live_server: BackgroundService) -> None:
+    """The camera's picture (a JPEG from the browser, here set as AppTest sets it) gets boxes and a table."""
+    sample = shapes_sample(seed=4, width=640, height=480)
+    app = new_app(live_server.url)
+    app.radio(key="source").set_value("Camera").run()
+    assert app.button(key="predict").disabled  # no picture taken yet
+    picture = ("camera.jpg", encode_image(sample.image, "JPEG"), "image/jpeg")
+    app.camera_input(key="camera").set_value(picture).run()
+    app.button(key="predict").click().run()
+    assert not app.exception and not errors(app)
+    assert sorted(app.table[0].value["class"]) == sorted(shape.class_name for shape in sample.shapes)
+    assert app.get("image")[0].captions == ["camera.jpg: 4 detections"]
+
+
+# ------------------------------------------------------------------- video
+def video_page(backend_url: str) -> AppTest:
+    app = new_app(backend_url)
+    return app.switch_page("views/video.py").run()
+
+
+def upload_video(app: AppTest, name: str, data: bytes) -> AppTest:
+    return app.file_uploader(key="video_file").set_value([(name, data, "video/mp4")]).run()
+
+
+def batch_uploads(server: BackgroundService) -> int:
+    return server.log().count('"path": "/predict/batch/upload"')
+
+
+def chart_counts(app: AppTest) -> dict[str, list[int]]:
+    """The plot's data, per class and in time order, read back from the chart Streamlit sends to the browser."""
+    from streamlit import dataframe_util
+
+    (chart,) = [element for element in app.main if getattr(element, "type", "") == "vega_lite_chart"]
+    data = dataframe_util.convert_arrow_bytes_to_pandas_df(chart.proto.datasets[0].data.data)
+    if len(data.columns) == 2:  # one class: plotted as it is
+        table = data.set_index(data.columns[0]).sort_index()
+    else:  # several: st.line_chart melts them into (colour, value) pairs
+        seconds, colour, value = data.columns
+        table = data.pivot(index=seconds, columns=colour, values=value).sort_index()
+    return {name: [int(v) for v in table[name]] for name in table.columns}
+
+
+def test_video_page_plots_detections_per_class_and_shows_the_strip(live_server: BackgroundService) -> None:
+    from workshop.frontend.demo_video import panning_clip
+    from workshop.frontend.video import detection_counts
+
+    clip = panning_clip()  # the page's sample clip
+    app = video_page(live_server.url)
+    app.radio(key="video_source").set_value("Sample clip").run()
+    assert "sample_clip.mp4: 4.0 s, 320×240, h264 · **8 frames** to analyse at 2 a second" in markdowns(app)
+    before = batch_uploads(live_server)
+    app.button(key="analyse_video").click().run()
+    assert not app.exception and not errors(app)
+    assert batch_uploads(live_server) == before + 1
+    assert "Model **shapes** · 8 frames in 1 request(s)" in " ".join(markdowns(app))
+
+    responses = app.session_state["video_answer"][1].responses
+    plotted = chart_counts(app)
+    assert plotted == detection_counts(responses, 0.25)  # per class, per frame: the answers' counts
+    assert set(plotted) == {"circle", "square", "triangle"}
+    for index, seconds in enumerate(k / 2 for k in range(8)):  # each wholly visible shape is counted
+        for name, values in plotted.items():
+            assert values[index] >= sum(shape.class_name == name for shape in clip.shapes_at(seconds))
+    (strip,) = app.get("image")[-1:]
+    totals = [sum(values[i] for values in plotted.values()) for i in range(8)]
+    assert strip.captions == [f"{k / 2:.1f} s: {n} detection{'' if n == 1 else 's'}" for k, n in enumerate(totals)]
+
+    app.slider(key="video_confidence").set_value(1.0).run()  # filtered here, not asked again
+    assert "Found nothing above the confidence threshold in any frame." in markdowns(app)
+    assert batch_uploads(live_server) == before + 1
+
+
+def test_video_frames_go_in_batches_of_the_batch_limit(
+    live_server: BackgroundService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKSHOP_MAX_BATCH_IMAGES", "3")  # the front-end splits by the back-end's limit
+    app = video_page(live_server.url)
+    app.radio(key="video_source").set_value("Sample clip").run()
+    before = batch_uploads(live_server)
+    app.button(key="analyse_video").click().run()
+    assert not errors(app)
+    assert "Model **shapes** · 8 frames in 3 request(s)" in " ".join(markdowns(app))
+    assert batch_uploads(live_server) == before + 3
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (None, None, "notes.mp4 is not a video. Upload an MP4, WebM or MOV file."),
+        ("WORKSHOP_VIDEO_MAX_BYTES", "4096", "clip.mp4 is 9 kB, over the limit of 4 kB (WORKSHOP_VIDEO_MAX_BYTES)."),
+        ("WORKSHOP_VIDEO_MAX_SECONDS", "3", "clip.mp4 lasts more than 3 s, the limit (WORKSHOP_VIDEO_MAX_SECONDS)."),
+        ("WORKSHOP_VIDEO_MAX_FRAMES", "5", "gives 8 frames, over the limit of 5 (WORKSHOP_VIDEO_MAX_FRAMES)."),
+    ],
+)
+def test_video_limits_show_their_message_and_nothing_is_sent(
+    live_server: BackgroundService, monkeypatch: pytest.MonkeyPatch, variable: str | None, value: str | None,
+    expected: str,
+) -> None:
+    from workshop.frontend.demo_video import panning_clip
+
+    if variable:
+        monkeypatch.setenv(variable, value)
+        name, data = "clip.mp4", panning_clip().data
+    else:
+        name, data = "notes.mp4", b"These are my notes, not a video.\n" * 20
+    app = upload_video(video_page(live_server.url), name, data)
+    assert not app.exception
+    assert any(expected in e for e in errors(app)), errors(app)
+    assert app.button(key="analyse_video").disabled
+
+
+def test_video_page_in_test_mode_answers_without_a_backend() -> None:
+    app = new_app(f"http://127.0.0.1:{free_port()}")
+    app.toggle(key="test_mode").set_value(True).run()
+    app.switch_page("views/video.py").run()
+    app.radio(key="video_source").set_value("Sample clip").run()
+    app.button(key="analyse_video").click().run()
+    assert not app.exception and not errors(app)
+    assert chart_counts(app) == {"test-object": [2] * 8}
