@@ -233,6 +233,33 @@ def test_batches_respect_the_body_limit_with_room_for_the_part_headers() -> None
     assert [len(b) for b in batches([b"x" * 10, b"y" * 5000, b"z" * 10], 16, 3000)] == [1, 1, 1]
 
 
+# ----------------------------------------------------- PyAV: front-end only
+def test_pyav_is_the_front_ends_alone() -> None:
+    """The front-end image installs PyAV (extra ``ui``); the back-end's extras do not, and its code never imports it."""
+    import subprocess
+    import sys
+
+    from workshop.extras import requirements as extra_requirements
+
+    root = Path(__file__).resolve().parents[1]
+
+    def requirements(extra: str) -> list[str]:
+        return [re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0] for line in extra_requirements(root / "pyproject.toml", extra)]
+
+    assert "av" in requirements("ui")
+    assert "av" not in requirements("serve") and "av" not in requirements("serve-lean")
+    assert "pyproject.toml ui" in (root / "frontend" / "Dockerfile").read_text()
+    # The back-end starts, app and routes, with PyAV made impossible to import.
+    script = (
+        "import sys; sys.modules['av'] = None\n"
+        "from workshop.backend import create_app\n"
+        "from workshop.settings import Settings\n"
+        "create_app(Settings(warmup=False))\n"
+        "assert sys.modules['av'] is None"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=root, check=True, timeout=120)
+
+
 # ------------------------------------------------- detections, real back-end
 def detections_of(video_format: VideoFormat, server: BackgroundService, rate: float = 2.0, **split: int):
     video = sample_frames(clip(video_format).data, rate, LIMITS)
