@@ -7,8 +7,9 @@ In a notebook::
     print(report)          # one line per check, what to fix under each failure
     report.passed          # True only when every check that ran passed
 
-For a class, :func:`read_roster` and :func:`check_roster` grade every row of a CSV file
-(name, url, key) in parallel; :mod:`workshop.check.report` prints or writes the results.
+For a class, :func:`read_roster` (or :func:`parse_roster`, for text in memory) and :func:`check_roster`
+grade every row of a CSV file (name, url, key) in parallel; :mod:`workshop.check.report` prints or
+writes the results.
 """
 
 from workshop.check.contract import (
@@ -23,7 +24,15 @@ from workshop.check.contract import (
     check_deployment,
     sample_picture,
 )
-from workshop.check.report import PLAIN_MARKS, UNICODE_MARKS, format_report, format_roster, marks_for, write_roster_csv
+from workshop.check.report import (
+    PLAIN_MARKS,
+    UNICODE_MARKS,
+    format_report,
+    format_roster,
+    marks_for,
+    roster_csv,
+    write_roster_csv,
+)
 from workshop.check.roster import (
     DEFAULT_WORKERS,
     ROSTER_COLUMNS,
@@ -32,6 +41,7 @@ from workshop.check.roster import (
     RosterResult,
     check_roster,
     parallel_checks,
+    parse_roster,
     read_roster,
 )
 
@@ -57,7 +67,9 @@ __all__ = [
     "format_roster",
     "marks_for",
     "parallel_checks",
+    "parse_roster",
     "read_roster",
+    "roster_csv",
     "sample_picture",
     "write_roster_csv",
 ]

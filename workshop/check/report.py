@@ -8,6 +8,7 @@ show the same results their own way.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +70,21 @@ def roster_rows(results: Sequence[RosterResult]) -> list[dict[str, str]]:
     return [result.row() for result in results]
 
 
+def roster_csv(results: Sequence[RosterResult]) -> str:
+    """The class's results as CSV text: a header line, one row per student, every fix in full, never a key."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=ROSTER_COLUMNS)
+    writer.writeheader()
+    writer.writerows(roster_rows(results))
+    return buffer.getvalue()
+
+
 def write_roster_csv(results: Sequence[RosterResult], path: Path) -> Path:
-    """Write the class's results as CSV (UTF-8, a header line, every fix in full); return the path."""
+    """Write :func:`roster_csv` to ``path`` (UTF-8); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=ROSTER_COLUMNS)
-        writer.writeheader()
-        writer.writerows(roster_rows(results))
+        file.write(roster_csv(results))
     return path
 
 

@@ -1,9 +1,10 @@
 """Grade a whole class: a roster CSV (name, url, key) in, one graded row per student out.
 
-:func:`read_roster` reads the teacher's file and says in one sentence what is wrong with it when
-it cannot be used; :func:`check_roster` runs :func:`~workshop.check.contract.check_deployment` on
-every row in a bounded thread pool (the work is waiting on the network, so threads suffice) and
-returns the results in the roster's order. Neither prints anything.
+:func:`read_roster` reads the teacher's file (:func:`parse_roster` the same text, pasted or uploaded)
+and says in one sentence what is wrong with it when it cannot be used; :func:`check_roster` runs
+:func:`~workshop.check.contract.check_deployment` on every row in a bounded thread pool (the work is
+waiting on the network, so threads suffice) and returns the results in the roster's order. None of
+them prints anything.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def read_roster(path: Path | str) -> list[RosterEntry]:
     """
     path = Path(path)
     try:
-        text = _decode(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RosterError(
             f"The roster {path} does not exist: give the path of a CSV file whose first line names the columns "
@@ -105,15 +106,24 @@ def read_roster(path: Path | str) -> list[RosterEntry]:
         ) from None
     except OSError as error:
         raise RosterError(f"The roster {path} cannot be read ({error.strerror or error}).") from None
+    return parse_roster(raw, str(path))
+
+
+def parse_roster(content: str | bytes, source: str) -> list[RosterEntry]:
+    """The rows of a roster already in memory (pasted text, an uploaded file), read as :func:`read_roster` reads one.
+
+    ``source`` names the roster in the error's sentence: "The roster {source} has no 'url' column...".
+    """
+    text = _decode(content) if isinstance(content, bytes) else content
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
-        raise RosterError(f"The roster {path} is empty: {_EXPECTED_HEADER}, then one line per student.")
+        raise RosterError(f"The roster {source} is empty: {_EXPECTED_HEADER}, then one line per student.")
     reader = csv.DictReader(lines, delimiter=_delimiter(lines[0]))
     header = [(column or "").strip().lower() for column in reader.fieldnames or []]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise RosterError(
-            f"The roster {path} has no {' and no '.join(repr(column) for column in missing)} column "
+            f"The roster {source} has no {' and no '.join(repr(column) for column in missing)} column "
             f"(its header reads {lines[0].strip()!r}): {_EXPECTED_HEADER}."
         )
     reader.fieldnames = header
@@ -123,7 +133,9 @@ def read_roster(path: Path | str) -> list[RosterEntry]:
         name = (row.get("name") or "").strip() or url or f"row {reader.line_num}"
         entries.append(RosterEntry(name=name, url=url, api_key=(row.get("key") or "").strip() or None))
     if not entries:
-        raise RosterError(f"The roster {path} names the columns but no student: add one line per student under them.")
+        raise RosterError(
+            f"The roster {source} names the columns but no student: add one line per student under them."
+        )
     return entries
 
 

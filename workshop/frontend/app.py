@@ -29,6 +29,7 @@ def main() -> None:
     pages = [
         st.Page(VIEWS / "images.py", title="Images", icon=":material/image:", default=True),
         st.Page(VIEWS / "video.py", title="Video", icon=":material/movie:", url_path="video"),
+        st.Page(VIEWS / "teacher.py", title="Teacher", icon=":material/school:", url_path="teacher"),
     ]
     page = st.navigation(pages)
     sidebar(Settings())
