@@ -17,8 +17,9 @@ import pandas as pd
 import streamlit as st
 
 from workshop.client import BackendError
+from workshop.drawing import draw_detections
 from workshop.frontend.demo_video import panning_clip
-from workshop.frontend.logic import CONFIDENCE_FLOOR, annotated_png, fake_prediction, filter_detections, image_digest
+from workshop.frontend.logic import CONFIDENCE_FLOOR, fake_prediction, filter_detections, image_digest
 from workshop.frontend.shared import PageContext, model_picker, page_context, show_backend_error
 from workshop.frontend.video import (
     SAMPLING_RATES,
@@ -71,7 +72,8 @@ def chosen_video(limits: VideoLimits) -> tuple[str, bytes] | None:
         return "sample_clip.mp4", sample_clip()
     upload = st.file_uploader(
         "Video (MP4, WebM or MOV)", type=VIDEO_TYPES, key="video_file",
-        # The browser itself refuses a larger file, before sending it (Streamlit counts in MB of 2**20 bytes).
+        # The browser itself refuses a much larger file before sending it (Streamlit counts whole MB);
+        # the exact limit is checked again once the file is here.
         max_upload_size=math.ceil(limits.max_bytes / 2**20),
         help=f"At most {limits.max_seconds:g} s and {limits.max_bytes / 2**20:.0f} MB.",
     )
@@ -131,9 +133,12 @@ def show_results(name: str, video: SampledVideo, answer: VideoAnswer, min_confid
     st.subheader(f"Annotated frames ({len(video.frames)})")
     shown = [filter_detections(r.detections, min_confidence) for r in answer.responses]
     st.image(
-        [annotated_png(frame.image(), detections) for frame, detections in zip(video.frames, shown)],
+        [draw_detections(frame.image(), detections) for frame, detections in zip(video.frames, shown)],
         caption=[f"{frame.seconds:.1f} s: {plural(len(found), 'detection')}" for frame, found in zip(video.frames, shown)],
         width=STRIP_FRAME_WIDTH,
+        # Streamlit shrinks each picture to the strip's width and sends it as JPEG, the lighter
+        # format: 120 frames of 640×480 redraw in about a second when the confidence slider moves.
+        output_format="JPEG",
     )
     st.download_button(
         "Download detections (CSV)", timeline_csv(video, answer, min_confidence),
