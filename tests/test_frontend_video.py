@@ -380,3 +380,8 @@ def test_video_page_in_the_browser_shows_the_strip_and_the_chart(
     page.locator('input[type="file"]').set_input_files(str(notes))
     expect(page.get_by_text("notes.mp4 is not a video. Upload an MP4, WebM or MOV file.")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("button", name="Analyse")).to_be_disabled()
+
+    too_large = tmp_path / "too_large.mp4"  # over WORKSHOP_VIDEO_MAX_BYTES (50 MB): the browser keeps it
+    too_large.write_bytes(b"\0" * (50 * 2**20 + 1))
+    page.locator('input[type="file"]').set_input_files(str(too_large))
+    expect(page.get_by_text(re.compile(r"File must be 50(\.0)? ?MB or smaller"))).to_be_visible(timeout=30_000)

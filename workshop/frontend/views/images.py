@@ -76,8 +76,8 @@ def chosen_files() -> list[tuple[str, bytes]]:
     # The camera is the student's, read by their browser: it works on a laptop and through a
     # codespace's forwarded https:// URL alike, and the server needs no camera at all.
     st.caption(
-        "Your browser asks for the camera; it allows it on https:// pages and on localhost, "
-        "and refuses it on a plain http:// address (a VM's IP, for instance)."
+        "Your browser asks for the camera. It allows it on https:// pages and on localhost, not on a plain "
+        "http:// address (a VM's IP) nor inside VS Code's preview pane: in a codespace, open the page in a browser tab."
     )
     # 480 pixels high: plenty for a 640-pixel model, and a small upload.
     picture = st.camera_input("Take a picture", key="camera", resolution="480p", width=640)
