@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from workshop.backend import create_app
-from workshop.bench.agreement import _iou as iou
+from workshop.bench.agreement import box_iou as iou
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.settings import Settings

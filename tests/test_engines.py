@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from workshop.backend.app import create_app
+from workshop.bench.agreement import box_iou
 from workshop.engines import ENGINE_NAMES, InferenceParameters
 from workshop.engines.base import detections_from_arrays
 from workshop.engines import export as export_module
@@ -43,14 +44,6 @@ def registries(weights_dir: Path) -> dict[str, ModelRegistry]:
     return {engine: ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir, engine=engine)) for engine in ENGINE_NAMES}
 
 
-def _iou(a: Detection, b: Detection) -> float:
-    width = max(0.0, min(a.x_max, b.x_max) - max(a.x_min, b.x_min))
-    height = max(0.0, min(a.y_max, b.y_max) - max(a.y_min, b.y_min))
-    inter = width * height
-    union = (a.x_max - a.x_min) * (a.y_max - a.y_min) + (b.x_max - b.x_min) * (b.y_max - b.y_min) - inter
-    return inter / union if union else 0.0
-
-
 @pytest.mark.parametrize("engine", EXPORTED)
 def test_exported_engine_agrees_with_pytorch_on_the_bundled_model(
     engine: str, registries: dict[str, ModelRegistry]
@@ -65,9 +58,9 @@ def test_exported_engine_agrees_with_pytorch_on_the_bundled_model(
         expected, got = reference.detect(image, params), exported.detect(image, params)
         assert len(got) == len(expected), f"seed {seed}: {len(got)} boxes on {engine}, {len(expected)} on pytorch"
         for want in expected:
-            best = max(got, key=lambda candidate: _iou(candidate, want))
+            best = max(got, key=lambda candidate: box_iou(candidate, want))
             assert best.class_name == want.class_name, f"seed {seed}: class differs"
-            assert _iou(best, want) > 0.95, f"seed {seed}: box moved, IoU {_iou(best, want):.3f}"
+            assert box_iou(best, want) > 0.95, f"seed {seed}: box moved, IoU {box_iou(best, want):.3f}"
             assert abs(best.confidence - want.confidence) < 0.01, f"seed {seed}: confidence differs"
             matched += 1
     assert matched >= 12  # every picture has shapes: a model that found nothing would not pass
@@ -370,9 +363,9 @@ def _assert_same_detections(expected: list[Detection], got: list[Detection], whe
     remaining = list(got)
     for want in expected:
         twins = [candidate for candidate in remaining if candidate.class_id == want.class_id]
-        best = max(twins, key=lambda candidate: _iou(candidate, want), default=None)
+        best = max(twins, key=lambda candidate: box_iou(candidate, want), default=None)
         assert best is not None, f"{where}: no box of class {want.class_name}"
-        assert _iou(best, want) > 0.99, f"{where}: box moved, IoU {_iou(best, want):.4f}"
+        assert box_iou(best, want) > 0.99, f"{where}: box moved, IoU {box_iou(best, want):.4f}"
         # Both rounded to 4 places.
         assert abs(best.confidence - want.confidence) <= 1e-4, f"{where}: confidence differs"
         remaining.remove(best)
@@ -453,7 +446,7 @@ def test_yolo26n_on_an_exported_engine_matches_pytorch_with_ultralytics_default_
         compared += _assert_same_detections(fewer, fed.detect(picture, strict), f"{name}, fed, iou 0.3")
 
         got = runner.detect(picture, LOW)
-        twins = sum(any(g.class_id == e.class_id and _iou(g, e) > 0.99 for g in got) for e in expected)
+        twins = sum(any(g.class_id == e.class_id and box_iou(g, e) > 0.99 for g in got) for e in expected)
         assert abs(len(got) - len(expected)) <= 0.02 * len(expected) and twins >= 0.95 * len(expected), name
     # The premise: Ultralytics' own predictor ran this model without its end-to-end head.
     assert reference.yolo.predictor.model.end2end is False

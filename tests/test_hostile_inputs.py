@@ -12,7 +12,7 @@ import requests
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from workshop.bench.agreement import _iou as iou
+from workshop.bench.agreement import box_iou as iou
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService

@@ -10,7 +10,9 @@ which also covers a model that is untrained and finds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +37,18 @@ class Agreement:
         return self.matched == self.reference_boxes == self.engine_boxes
 
 
-def _iou(a: dict, b: dict) -> float:
-    width = max(0.0, min(a["x_max"], b["x_max"]) - max(a["x_min"], b["x_min"]))
-    height = max(0.0, min(a["y_max"], b["y_max"]) - max(a["y_min"], b["y_min"]))
-    inter = width * height
-    area = lambda d: (d["x_max"] - d["x_min"]) * (d["y_max"] - d["y_min"])  # noqa: E731
-    union = area(a) + area(b) - inter
+def _corners(box: Any) -> tuple[float, float, float, float]:
+    if isinstance(box, Mapping):
+        return box["x_min"], box["y_min"], box["x_max"], box["y_max"]
+    return box.x_min, box.y_min, box.x_max, box.y_max
+
+
+def box_iou(a: Any, b: Any) -> float:
+    """Intersection over union of two boxes, each a mapping or an object with ``x_min``, ``y_min``, ``x_max``, ``y_max``."""
+    ax1, ay1, ax2, ay2 = _corners(a)
+    bx1, by1, bx2, by2 = _corners(b)
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return inter / union if union > 0 else 0.0
 
 
@@ -62,15 +70,15 @@ def compare_engines(floors: dict[str, dict]) -> list[Agreement]:
             got_boxes += len(remaining)
             for want in expected:
                 candidates = [d for d in remaining if d["class_name"] == want["class_name"]]
-                best = max(candidates, key=lambda d: _iou(d, want), default=None)
-                if best is None or _iou(best, want) < MIN_IOU:
+                best = max(candidates, key=lambda d: box_iou(d, want), default=None)
+                if best is None or box_iou(best, want) < MIN_IOU:
                     continue
                 if abs(best["confidence"] - want["confidence"]) > MAX_CONFIDENCE_DELTA:
                     continue
                 remaining.remove(best)
                 matched += 1
                 deltas.append(abs(best["confidence"] - want["confidence"]))
-                ious.append(_iou(best, want))
+                ious.append(box_iou(best, want))
         raw = np.load(floor["raw_output_file"])
         relative = float(np.abs(raw - reference_raw).max() / max(np.abs(reference_raw).max(), 1e-9))
         agreements.append(
