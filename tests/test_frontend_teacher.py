@@ -114,6 +114,8 @@ def assert_the_class_is_graded(rows: dict[str, dict[str, str]], klass: Class) ->
         "✗", "yes", "yes", "3/4", "models"
     )
     assert chloe["fix"].startswith("Give the key the server was started with")
+    # Shown as written: in the browser, st.table would make Markdown of it (code here, an empty list for "-").
+    assert "`workshop gcp deploy` printed it once" in chloe["fix"]
 
 
 # ---------------------------------------------------------------------------------------- AppTest
