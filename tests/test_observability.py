@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 
 import pytest
@@ -124,3 +125,15 @@ def test_time_budget_a_request_does_not_wait_for_the_model_forever(shared_regist
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
     assert "stayed busy for more than 0.3 s" in busy.json()["detail"] and busy.json()["request_id"] == "late-1"
     assert served.status_code == 200
+
+
+def test_every_answer_says_which_instance_served_it(shared_registry: ModelRegistry) -> None:
+    settings = Settings(instance_name="replica-7", max_request_bytes=1024, warmup=False)
+    named = TestClient(create_app(settings, shared_registry))
+    assert named.get("/health").headers["X-Served-By"] == "replica-7"
+    # Errors too, including a 413 from the size limit that stops the request before the app.
+    assert named.post("/predict", json={"image": "%%%"}).headers["X-Served-By"] == "replica-7"
+    too_big = named.post("/predict", json={"image": "A" * 4096})
+    assert too_big.status_code == 413 and too_big.headers["X-Served-By"] == "replica-7"
+    # Default: the host name, which in a container is its id: each replica answers with its own.
+    assert Settings().instance_name == socket.gethostname()

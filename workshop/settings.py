@@ -8,6 +8,7 @@ code. Lists accept a comma-separated string: ``WORKSHOP_CORS_ORIGINS=http://a,ht
 from __future__ import annotations
 
 import functools
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     # Web.
     cors_origins: CommaSeparated = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    instance_name: str = Field(
+        default_factory=socket.gethostname,
+        description="Name sent back in the X-Served-By header of every answer, so that behind a load balancer "
+        "you can see which replica answered; default: the host name (a container's id, in Docker).",
+    )
 
     # Front-end (the Streamlit app and the client).
     backend_url: str = Field("http://localhost:8000", description="Where the front-end finds the back-end.")

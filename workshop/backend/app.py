@@ -62,8 +62,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
         )
-    # Added last, so outermost: every answer, even a 413 from the size limit, gets a request id.
-    app.add_middleware(RequestContextMiddleware)
+    # Added last, so outermost: every answer, even a 413 from the size limit, gets a request id and X-Served-By.
+    app.add_middleware(RequestContextMiddleware, served_by=settings.instance_name)
     install_error_handlers(app)
     app.include_router(info.open_router)
     # Everything but liveness and readiness needs the API key, when one is configured.

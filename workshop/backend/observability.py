@@ -3,7 +3,9 @@
 Every request gets an id (the client's ``X-Request-ID`` when it sends a sane
 one, else a new one), returned in the ``X-Request-ID`` response header and
 written in every log line about that request, so a student's "it failed" can be
-matched with the server log. Logs never contain request bodies (images).
+matched with the server log. Every answer also says which server gave it
+(``X-Served-By``): behind a load balancer, that is how you see the spread over
+the replicas. Logs never contain request bodies (images).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+SERVED_BY_HEADER = "X-Served-By"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 #: The id of the request being handled (empty outside a request).
@@ -70,10 +73,12 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Request id, access log line and request metrics for every HTTP request."""
+    """Request id, server name, access log line and request metrics for every HTTP request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, served_by: str) -> None:
         self.app = app
+        # Latin-1 is what HTTP headers carry; a name outside it is sent with "?" rather than failing every answer.
+        self.served_by_header = (SERVED_BY_HEADER.lower().encode(), served_by.encode("latin-1", "replace"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,7 +96,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.lower().encode(), current.encode())]
+                message["headers"] = [
+                    *message["headers"], (REQUEST_ID_HEADER.lower().encode(), current.encode()), self.served_by_header,
+                ]
             await send(message)
 
         try:
