@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from test_bundled_model import iou
+from test_frontend_apptest import batch_uploads
 
 from workshop.client import BackendError, WorkshopClient
 from workshop.frontend.demo_video import PanningClip, VideoFormat, panning_clip
@@ -302,11 +303,11 @@ def test_the_shapes_in_each_sampled_frame_are_found(video_format: VideoFormat, l
 
 @pytest.mark.slow
 def test_frames_go_in_as_many_batches_as_the_count_limit_needs(live_server: BackgroundService) -> None:
-    before = live_server.log().count('"path": "/predict/batch/upload"')
+    before = batch_uploads(live_server)
     video, in_one = detections_of("mp4", live_server)
-    assert live_server.log().count('"path": "/predict/batch/upload"') == before + 1
+    assert batch_uploads(live_server) == before + 1
     _, in_three = detections_of("mp4", live_server, max_items=3)
-    assert live_server.log().count('"path": "/predict/batch/upload"') == before + 1 + 3  # 3 + 3 + 2 frames
+    assert batch_uploads(live_server) == before + 1 + 3  # 3 + 3 + 2 frames
     assert [r.detections for r in in_three] == [r.detections for r in in_one]  # same answers, same order
 
 
@@ -324,7 +325,7 @@ def test_frames_go_in_batches_that_a_backend_with_a_small_body_limit_accepts(tmp
         done = []
         responses = predict_frames(client, video.frames, "shapes", 16, body_limit, progress=lambda d, t: done.append(d))
         assert len(responses) == 8 and done[-1] == 8 and len(done) >= 3
-        assert server.log().count('"path": "/predict/batch/upload"') == 1 + len(done)
+        assert batch_uploads(server) == 1 + len(done)
     finally:
         server.stop()
 
