@@ -1,8 +1,9 @@
-"""The cloud step. Google Cloud itself cannot exist here: tests that need it use a FAKE gcloud
+"""The cloud step on a VM. Google Cloud itself cannot exist here: tests that need it use a FAKE gcloud
 (and a fake docker for the push), a script on PATH that keeps the project's state in a JSON file
 (repositories, images and their digests, IAM bindings, VMs and their metadata, firewall rules),
-records every call, and fails the way gcloud does (its error messages' shape) when a test asks.
-The VM's start-up script, though, runs for real against the local Docker engine."""
+records every call, and fails the way gcloud does (its error messages' shape) when a test asks; it lives in
+tests/fake_gcloud.py, shared with the Cloud Run tests. The VM's start-up script, though, runs for real
+against the local Docker engine."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from workshop.deploy.gcp import (
 from workshop.deploy.runner import StepFailed, deploy, hint, print_plan, teardown, wait_for_health
 from workshop.services import BackgroundService, free_port, wait_for_http
 
-PROJECT = "my-workshop-project"
-PROJECT_NUMBER = "123456789012"
+from fake_gcloud import PROJECT, PROJECT_NUMBER, FakeProject  # tests/ is on sys.path under pytest
+
 SERVICE_ACCOUNT = f"serviceAccount:{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
 KEY_FILE = "/work/.workshop-deploy/api-key"
 VM = "--zone=europe-west1-b --project=my-workshop-project"
@@ -88,231 +89,6 @@ EXPECTED_DRY_RUN = [
     f"EXTERNAL_IP=$(gcloud compute instances describe workshop-backend {VM} "
     "'--format=get(networkInterfaces[0].accessConfigs[0].natIP)')",
 ]
-
-# A fake gcloud/docker with a project behind it. Every call is appended (JSON) to $FAKE_CALLS; the
-# project's state lives in $FAKE_STATE; $FAKE_FAIL ("words of the command=>kind;...") makes a command fail
-# the way gcloud does; $FAKE_IMAGE_ID stands for the local image's content (its digest once pushed);
-# $FAKE_ACCOUNT is the active account ("" logged out); $FAKE_IP the VM's external IP.
-# The error messages have gcloud's shape as public reports show it, e.g. the organisation policy refusal in
-# googlecodelabs/feedback#695 and "Required 'compute.instances.get' permission for 'projects/…'" in
-# DataBiosphere/terra-workspace-manager#848; the billing one is the message `gcloud services enable` prints.
-FAKE_TOOL = r'''#!{python}
-import hashlib, json, os, sys
-name = os.path.basename(sys.argv[0])
-args = sys.argv[1:]
-with open(os.environ["FAKE_CALLS"], "a") as log:
-    log.write(json.dumps([name, *args]) + "\n")
-path = os.environ["FAKE_STATE"]
-state = json.load(open(path)) if os.path.exists(path) else {{}}
-for key in ("repos", "images", "iam", "vms", "disks", "rules", "resets", "tags"):
-    state.setdefault(key, [] if key == "resets" else {{}})
-flags = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
-words = [a for a in args if not a.startswith("-")]
-line = " ".join(words)
-project = flags.get("project", "my-workshop-project")
-account = os.environ.get("FAKE_ACCOUNT", "student@example.com")
-where = "gcloud." + ".".join(w for w in words[:4] if not w.startswith(("europe", "workshop", "my-")))
-ERRORS = {{
-    "not-found": "ERROR: ({{w}}) Could not fetch resource:\n - The resource 'projects/{{p}}/{{r}}' was not found",
-    "not-found-ar": "ERROR: ({{w}}) NOT_FOUND: Requested entity was not found.",
-    "permission": "ERROR: ({{w}}) Could not fetch resource:\n - Required '{{perm}}' permission for "
-                  "'projects/{{p}}/{{r}}'",
-    "iam-permission": "ERROR: ({{w}}) [{{a}}] does not have permission to access projects instance "
-                      "[{{p}}:setIamPolicy] (or it may not exist): The caller does not have permission",
-    "org-policy": "ERROR: ({{w}}) Could not fetch resource:\n - Constraint constraints/compute.vmExternalIpAccess "
-                  "violated for project {{p}}. Add instance projects/{{p}}/zones/europe-west1-b/instances/{{r}} to "
-                  "the constraint to use external IP with it.",
-    "quota": "ERROR: ({{w}}) Could not fetch resource:\n - Quota 'IN_USE_ADDRESSES' exceeded.  Limit: 8.0 in region "
-             "europe-west1.",
-    "billing": "ERROR: ({{w}}) FAILED_PRECONDITION: Billing account for project '{number}' is not found. Billing "
-               "must be enabled for activation of service(s) 'compute.googleapis.com' to proceed.",
-    "exists": "ERROR: ({{w}}) Could not fetch resource:\n - The resource 'projects/{{p}}/{{r}}' already exists",
-}}
-
-def save():
-    json.dump(state, open(path, "w"))
-
-def fail(kind, resource=""):
-    perm = ".".join(words[:3])
-    print(ERRORS[kind].format(w=where, p=project, r=resource, a=account, perm=perm), file=sys.stderr)
-    sys.exit(1)
-
-for spec in filter(None, os.environ.get("FAKE_FAIL", "").split(";")):
-    prefix, kind = spec.split("=>")
-    if line.startswith(prefix) or (name + " " + line).startswith(prefix):
-        fail(kind, words[-1] if words else "")
-
-def members(scope, role):
-    return state["iam"].setdefault(scope, {{}}).setdefault(role, [])
-
-if name == "docker":
-    if words[0] == "tag":
-        state["tags"][words[2]] = os.environ.get("FAKE_IMAGE_ID", "image-v1")
-    elif words[0] == "push":
-        image, tag = words[1].rsplit(":", 1)
-        repo = image.split("/")[2]
-        if repo not in state["repos"]:
-            print(f"name unknown: Repository \"{{repo}}\" not found", file=sys.stderr)
-            sys.exit(1)
-        digest = "sha256:" + hashlib.sha256(state["tags"][words[1]].encode()).hexdigest()
-        state["images"].setdefault(image, {{}})[tag] = digest
-        print(f"{{tag}}: digest: {{digest}} size: 1234")
-    save()
-    sys.exit(0)
-
-if args == ["--version"]:
-    print("Google Cloud SDK 550.0.0")
-elif words[:2] == ["auth", "list"]:
-    print(account)
-elif words[:3] == ["config", "get-value", "account"]:
-    print(account or "(unset)")
-elif words[:2] == ["config", "get-value"]:
-    print("(unset)")
-elif words[:2] == ["projects", "describe"]:
-    print("{number}")
-elif words[:2] == ["services", "enable"]:
-    print("Operation finished successfully.", file=sys.stderr)
-elif words[:2] == ["auth", "configure-docker"]:
-    print(f"Adding credentials for: {{words[2]}}", file=sys.stderr)
-elif words[:2] == ["projects", "get-iam-policy"]:
-    for member in members("project", flags["filter"].split("=", 1)[1]):
-        print(member)
-elif words[:2] == ["projects", "add-iam-policy-binding"]:
-    if flags["member"] not in members("project", flags["role"]):
-        members("project", flags["role"]).append(flags["member"])
-elif words[:2] == ["artifacts", "repositories"]:
-    repo = words[3]
-    if words[2] != "create" and repo not in state["repos"]:
-        fail("not-found-ar")
-    if words[2] == "describe":
-        print(f"projects/{{project}}/locations/{{flags['location']}}/repositories/{{repo}}")
-    elif words[2] == "create":
-        state["repos"][repo] = flags["labels"]
-    elif words[2] == "delete":
-        del state["repos"][repo]
-        state["images"] = {{k: v for k, v in state["images"].items() if k.split("/")[2] != repo}}
-    elif words[2] == "get-iam-policy":
-        for member in members(repo, flags["filter"].split("=", 1)[1]):
-            print(member)
-    elif words[2] == "add-iam-policy-binding" and flags["member"] not in members(repo, flags["role"]):
-        members(repo, flags["role"]).append(flags["member"])
-elif words[:3] == ["artifacts", "docker", "images"]:
-    image = words[4].split(":")[0]
-    if image not in state["images"]:
-        fail("not-found-ar")
-    if words[3] == "describe":
-        print("WARNING: a warning on stderr, as gcloud prints some", file=sys.stderr)
-        print(state["images"][image][words[4].split(":")[1]])
-    elif words[3] == "list":
-        for digest in sorted(set(state["images"][image].values())):
-            print(digest)
-    elif words[3] == "delete":
-        del state["images"][image]
-elif words[:2] == ["compute", "instances"] and words[2] == "list":
-    for vm in state["vms"]:
-        if flags["filter"] == f"name={{vm}}":
-            print(vm)
-elif words[:2] == ["compute", "disks"]:
-    for disk in state["disks"]:
-        if flags["filter"] == f"name={{disk}}":
-            print(disk)
-elif words[:2] == ["compute", "instances"]:
-    vm = words[3]
-    if words[2] == "create":
-        if vm in state["vms"]:
-            fail("exists", f"zones/europe-west1-b/instances/{{vm}}")
-        script = flags["metadata-from-file"].split("=", 1)[1]
-        metadata = dict(item.split("=", 1) for item in flags["metadata"].split(","))
-        metadata["startup-script"] = open(script).read()  # gcloud reads the file: it must exist
-        state["vms"][vm] = {{"metadata": metadata, "labels": flags["labels"], "tags": flags["tags"],
-                             "max-run-duration": flags.get("max-run-duration"),
-                             "termination": flags.get("instance-termination-action")}}
-        state["disks"][vm] = True
-        print(f"Created [https://www.googleapis.com/compute/v1/projects/{{project}}/zones/europe-west1-b/"
-              f"instances/{{vm}}].", file=sys.stderr)
-    elif vm not in state["vms"]:
-        fail("not-found", f"zones/europe-west1-b/instances/{{vm}}")
-    elif words[2] == "describe":
-        fmt = flags.get("format", "")
-        metadata = state["vms"][vm]["metadata"]
-        if "natIP" in fmt:
-            print("WARNING: Some requests generated warnings: an answer on stderr", file=sys.stderr)
-            print(os.environ.get("FAKE_IP", "127.0.0.1"))
-        elif fmt.startswith("csv"):
-            print(f"{{metadata.get('image', '')}},{{metadata.get('api-key', '')}}")
-        elif fmt == "value(metadata.items.api-key)":
-            print(metadata.get("api-key", ""))
-        else:
-            print(f"name: {{vm}}")
-    elif words[2] == "add-metadata":
-        state["vms"][vm]["metadata"].update(item.split("=", 1) for item in flags["metadata"].split(","))
-    elif words[2] == "reset":
-        state["resets"].append(vm)
-    elif words[2] == "delete":
-        del state["vms"][vm]
-        state["disks"].pop(vm, None)
-elif words[:2] == ["compute", "firewall-rules"]:
-    if words[2] == "list":
-        for rule in state["rules"]:
-            if flags["filter"] == f"name={{rule}}":
-                print(rule)
-        save()
-        sys.exit(0)
-    rule = words[3]
-    if words[2] == "create":
-        if rule in state["rules"]:
-            fail("exists", f"global/firewalls/{{rule}}")
-        state["rules"][rule] = {{"source-ranges": flags["source-ranges"], "target-tags": flags["target-tags"]}}
-    elif rule not in state["rules"]:
-        fail("not-found", f"global/firewalls/{{rule}}")
-    elif words[2] == "describe":
-        # value() prints a list joined by ";"
-        print(state["rules"][rule]["source-ranges"].replace(",", ";") if "format" in flags else f"name: {{rule}}")
-    elif words[2] == "update":
-        state["rules"][rule]["source-ranges"] = flags["source-ranges"]
-    elif words[2] == "delete":
-        del state["rules"][rule]
-else:
-    print(f"fake gcloud: unknown command {{args}}", file=sys.stderr)
-    sys.exit(2)
-save()
-'''
-
-
-class FakeProject:
-    """The fake tools on PATH and the project they share; ``state`` reads it back."""
-
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        bin_dir = tmp_path / "fake-bin"
-        bin_dir.mkdir(exist_ok=True)
-        for name in ("gcloud", "docker"):
-            tool = bin_dir / name
-            tool.write_text(FAKE_TOOL.format(python=sys.executable, number=PROJECT_NUMBER))
-            tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
-        self.calls_file, self.state_file = tmp_path / "calls.jsonl", tmp_path / "state.json"
-        self.monkeypatch = monkeypatch
-        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-        monkeypatch.setenv("FAKE_CALLS", str(self.calls_file))
-        monkeypatch.setenv("FAKE_STATE", str(self.state_file))
-        monkeypatch.delenv("FAKE_FAIL", raising=False)
-
-    def set(self, name: str, value: str) -> None:
-        self.monkeypatch.setenv(name, value)
-
-    @property
-    def state(self) -> dict:
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-
-    def seed(self, **parts: dict) -> None:
-        self.state_file.write_text(json.dumps(parts))
-
-    def calls(self) -> list[list[str]]:
-        if not self.calls_file.exists():
-            return []
-        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
-
-    def forget_calls(self) -> None:
-        self.calls_file.unlink(missing_ok=True)
 
 
 @pytest.fixture

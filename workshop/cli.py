@@ -195,6 +195,40 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_counts(text: str) -> list[int]:
+    """``--steps 1,2,4,8`` as a list of user counts, each at least 1."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give user counts separated by commas, e.g. 1,2,4,8")
+    return counts
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    """Run Locust headless against one back-end, once per user count; write the figures and the plot."""
+    from workshop.loadtest import LoadTestError, check_url, run_loadtest
+    from workshop.loadtest.runner import format_table
+
+    try:
+        url = check_url(args.url)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = run_loadtest(
+            url, args.steps or [args.users], args.duration, Path(args.output), spawn_rate=args.spawn_rate,
+            api_key=args.api_key, progress=lambda line: print(line, flush=True),
+        )
+    except (LoadTestError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(format_table(report.steps))
+    print(f"Figures written to {report.csv}, {report.json} and {report.plot}")
+    return 0
+
+
 def _healthcheck(args: argparse.Namespace) -> int:
     """Exit 0 when ``url`` answers 200 (for Docker's HEALTHCHECK: slim images have no curl)."""
     import urllib.error
@@ -266,19 +300,30 @@ def _gcp_config(args: argparse.Namespace):
     project = args.project or default_project()
     if not project:
         raise SystemExit("No project: pass --project PROJECT_ID (or run `gcloud config set project PROJECT_ID`).")
+    # Cloud Run runs the lean image (no PyTorch: a smaller pull, a shorter cold start), under its own tag.
+    lean = args.target == "cloud-run"
+    cloud_run = {
+        name: getattr(args, name) for name in ("cpu", "memory", "max_instances") if getattr(args, name, None)
+    }
     return DeployConfig(
-        project=project, region=args.region, zone=args.zone, repository=args.repository, tag=args.tag,
-        local_image=args.image, vm_name=args.vm_name, machine_type=args.machine_type,
+        project=project, region=args.region, zone=args.zone, repository=args.repository,
+        tag=args.tag or ("lean" if lean else "latest"),
+        local_image=args.image or f"deploy-ml-workshop/backend:{'lean' if lean else 'latest'}",
+        vm_name=args.vm_name, machine_type=args.machine_type, service_name=args.service_name,
         source_range=getattr(args, "source_range", None), api_key=getattr(args, "api_key", None),
         student=resolve_student(args.student), max_run_duration=getattr(args, "max_run_duration", "4h"),
+        **cloud_run,
     )
 
 
 def _gcp_deploy(args: argparse.Namespace) -> int:
-    from workshop.deploy.runner import StepFailed, deploy
+    from workshop.deploy.runner import StepFailed, deploy, deploy_cloud_run
 
     try:
-        deploy(_gcp_config(args), execute_steps=args.execute, timeout=args.timeout)
+        if args.target == "cloud-run":
+            deploy_cloud_run(_gcp_config(args), execute_steps=args.execute)
+        else:
+            deploy(_gcp_config(args), execute_steps=args.execute, timeout=args.timeout)
     except (StepFailed, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -291,7 +336,7 @@ def _gcp_teardown(args: argparse.Namespace) -> int:
     try:
         left = teardown(
             _gcp_config(args), execute_steps=args.execute, delete_image=args.delete_image,
-            delete_repository=args.delete_repository,
+            delete_repository=args.delete_repository, target=args.target,
         )
     except (StepFailed, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -300,24 +345,37 @@ def _gcp_teardown(args: argparse.Namespace) -> int:
 
 
 def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
-    gcp = commands.add_parser("gcp", help="deploy the back-end to a Google Compute Engine VM (dry run by default)")
+    gcp = commands.add_parser(
+        "gcp", help="deploy the back-end to a Google Compute Engine VM or to Cloud Run (dry run by default)",
+    )
     actions = gcp.add_subparsers(dest="action", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target", choices=("vm", "cloud-run"), default="vm",
+        help="vm: one Compute Engine VM; cloud-run: a Cloud Run service that scales, IAM-protected "
+        "(default: %(default)s)",
+    )
     common.add_argument("--project", help="Google Cloud project id (default: gcloud's configured project)")
     common.add_argument("--region", default="europe-west1", help="default: %(default)s")
     common.add_argument("--zone", help="default: <region>-b")
     common.add_argument("--repository", default="workshop", help="Artifact Registry repository (default: %(default)s)")
-    common.add_argument("--image", default="deploy-ml-workshop/backend:latest", help="local image to push")
-    common.add_argument("--tag", default="latest", help="tag in the registry (default: %(default)s)")
+    common.add_argument(
+        "--image", help="local image to push (default: deploy-ml-workshop/backend:latest; "
+        "deploy-ml-workshop/backend:lean for cloud-run)",
+    )
+    common.add_argument("--tag", help="tag in the registry (default: latest; lean for cloud-run)")
     common.add_argument("--vm-name", default="workshop-backend", help="default: %(default)s")
     common.add_argument("--machine-type", default="e2-medium", help="default: %(default)s")
+    common.add_argument("--service-name", default="workshop-backend", help="Cloud Run service (default: %(default)s)")
     common.add_argument(
-        "--student", help="suffix for your VM, firewall rule and image in a project shared by a class "
-        "(default: derived from your gcloud account)",
+        "--student", help="suffix for your VM, firewall rule, Cloud Run service and image in a project shared by a "
+        "class (default: derived from your gcloud account)",
     )
     common.add_argument("--execute", action="store_true", help="run the commands instead of printing them")
 
-    deploy = actions.add_parser("deploy", parents=[common], help="push the image, create the VM and the firewall rule")
+    deploy = actions.add_parser(
+        "deploy", parents=[common], help="push the image, create the VM and the firewall rule (or the Cloud Run service)",
+    )
     deploy.add_argument(
         "--api-key", help="API key the VM's back-end will require (default: the existing VM's key, else the one "
         "saved in .workshop-deploy/, else a new one)",
@@ -328,10 +386,17 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
         "--max-run-duration", default="4h", help="the VM deletes itself after this long, e.g. 90m, 4h, 1d "
         "(cost guard; default: %(default)s; '' for no limit)",
     )
+    deploy.add_argument(
+        "--max-instances", type=int, default=3, help="cloud-run: most instances running at once (cost guard; "
+        "default: %(default)s; none run when idle)",
+    )
+    deploy.add_argument("--cpu", default="2", help="cloud-run: CPUs per instance (default: %(default)s)")
+    deploy.add_argument("--memory", default="2Gi", help="cloud-run: memory per instance (default: %(default)s)")
     deploy.set_defaults(handler=_gcp_deploy)
 
     teardown = actions.add_parser(
-        "teardown", parents=[common], help="delete the VM and the firewall rule; exit code 1 if any is left",
+        "teardown", parents=[common],
+        help="delete the VM and the firewall rule (or the Cloud Run service); exit code 1 if any is left",
     )
     teardown.add_argument("--delete-image", action="store_true", help="also delete the pushed image")
     teardown.add_argument("--delete-repository", action="store_true", help="also delete the repository")
@@ -413,6 +478,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--containers", nargs="*", default=[], help="image tags whose cold start to measure")
     bench.add_argument("--output", default="docs/benchmarks.md")
     bench.set_defaults(handler=_bench)
+
+    loadtest = commands.add_parser(
+        "loadtest", help="load-test a back-end with Locust and plot latency and throughput against users",
+    )
+    loadtest.add_argument("url", help="the back-end's address, e.g. http://localhost:8000")
+    loadtest.add_argument("--users", type=int, default=4, help="simulated users, without --steps (default: %(default)s)")
+    loadtest.add_argument("--duration", type=int, default=15, help="seconds each step lasts (default: %(default)s)")
+    loadtest.add_argument("--steps", type=_user_counts, help="one run per user count, e.g. 1,2,4,8 (default: --users)")
+    loadtest.add_argument("--spawn-rate", type=float, help="users started per second (default: all in the first second)")
+    loadtest.add_argument("--api-key", help="the server's API key (default: WORKSHOP_API_KEY, if set)")
+    loadtest.add_argument(
+        "--output", default="loadtest-results", help="folder for the CSV, the JSON and the plot (default: %(default)s)",
+    )
+    loadtest.set_defaults(handler=_loadtest)
 
     health = commands.add_parser("healthcheck", help="exit 0 if a URL answers 200 (for container health checks)")
     health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")

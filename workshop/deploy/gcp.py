@@ -1,4 +1,5 @@
-"""The cloud step on Google Cloud, as exact commands: Artifact Registry, a Compute Engine VM, a firewall rule.
+"""The cloud step on Google Cloud, as exact commands: Artifact Registry, then a Compute Engine VM and its
+firewall rule, or a Cloud Run service (``--target cloud-run``).
 
 Why not the original lab's commands? Container Registry (``eu.gcr.io``) stopped
 accepting pushes on 2025-03-18: images now go to Artifact Registry, named
@@ -31,6 +32,11 @@ import requests
 
 #: Google Cloud APIs the deployment uses.
 REQUIRED_APIS = ("artifactregistry.googleapis.com", "compute.googleapis.com")
+#: The same for the Cloud Run target: no VM, so no Compute Engine.
+CLOUD_RUN_APIS = ("artifactregistry.googleapis.com", "run.googleapis.com")
+
+#: The deployment targets: one VM that the student manages, or a Cloud Run service that Google scales.
+TARGETS = ("vm", "cloud-run")
 
 #: Label put on everything this module creates, to find leftovers.
 LABEL = "app=deploy-ml-workshop"
@@ -40,6 +46,10 @@ API_KEY = "API_KEY"
 PROJECT_NUMBER = "PROJECT_NUMBER"
 IMAGE_DIGEST = "IMAGE_DIGEST"
 EXTERNAL_IP = "EXTERNAL_IP"
+SERVICE_URL = "SERVICE_URL"
+
+#: The local port ``gcloud run services proxy`` listens on, in the printed instructions.
+PROXY_PORT = 8080
 
 #: The longest per-student suffix: the longest name it ends ("workshop-allow-8000-" + suffix) stays far
 #: below Compute Engine's 63 characters, with room for a longer --vm-name.
@@ -132,12 +142,20 @@ def resolve_student(given: str | None) -> str | None:
     return student_from_account(account) if account else None
 
 
+def server_queue_size() -> int:
+    """How many predictions one back-end lets wait at once (``WORKSHOP_MAX_PENDING_PREDICTIONS``)."""
+    from workshop.settings import get_settings
+
+    return get_settings().max_pending_predictions
+
+
 @dataclass
 class DeployConfig:
     """Everything the deployment needs to know; defaults suit the lab.
 
-    ``student``: a suffix added to every per-student name (VM, firewall rule, network tag, image), so a class
-    shares one project without touching each other's resources. The repository is shared.
+    ``student``: a suffix added to every per-student name (VM, firewall rule, network tag, Cloud Run service,
+    image), so a class shares one project without touching each other's resources. The repository is shared.
+    The ``service_name`` … ``concurrency`` fields are the Cloud Run target's; the VM ignores them.
     """
 
     project: str
@@ -158,6 +176,11 @@ class DeployConfig:
     student: str | None = None
     max_run_duration: str = "4h"  # the VM deletes itself after this (cost guard); "" for no limit
     work_dir: Path = field(default_factory=lambda: Path(".workshop-deploy"))
+    service_name: str = "workshop-backend"
+    cpu: str = "2"
+    memory: str = "2Gi"
+    max_instances: int = 3  # cost guard: at most this many instances bill at once, whatever the load
+    concurrency: int = field(default_factory=server_queue_size)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", self.project or ""):
@@ -171,8 +194,13 @@ class DeployConfig:
         self.work_dir = Path(self.work_dir).absolute()
         if self.student:
             self.student = sanitise_student(self.student)
-            for name in ("vm_name", "firewall_rule", "network_tag", "image_name"):
+            for name in ("vm_name", "firewall_rule", "network_tag", "image_name", "service_name"):
                 setattr(self, name, f"{getattr(self, name)}-{self.student}")
+        if not 1 <= self.max_instances <= 100:
+            raise ValueError(f"--max-instances {self.max_instances}: give a number from 1 to 100 (a small one: "
+                             "each instance bills while it runs).")
+        if self.concurrency < 1:
+            raise ValueError(f"A concurrency of {self.concurrency} serves nobody: give 1 or more.")
 
     @property
     def registry_host(self) -> str:
@@ -245,8 +273,8 @@ def public_ip(timeout: float = 3.0) -> str | None:
     return None
 
 
-def resolve_access(config: DeployConfig, key_on_vm: str | None = None) -> list[str]:
-    """Fill in the API key and the firewall's source range; save the key; return what the student must be told.
+def resolve_api_key(config: DeployConfig, key_on_vm: str | None = None) -> list[str]:
+    """Fill in the API key and save it (mode 600); return what the student must be told.
 
     The key, in this order: the one given, the one the VM already has (a re-run keeps it working),
     the one saved by an earlier run, a new one.
@@ -268,6 +296,16 @@ def resolve_access(config: DeployConfig, key_on_vm: str | None = None) -> list[s
     config.api_key_file.write_text(config.api_key + "\n")
     config.api_key_file.chmod(0o600)
     notes.append(f"API key: in {config.api_key_file} (read it with: cat {shlex.quote(str(config.api_key_file))})")
+    return notes
+
+
+def resolve_access(config: DeployConfig, key_on_vm: str | None = None) -> list[str]:
+    """Fill in the API key and the firewall's source range; save the key; return what the student must be told.
+
+    The key, in this order: the one given, the one the VM already has (a re-run keeps it working),
+    the one saved by an earlier run, a new one.
+    """
+    notes = resolve_api_key(config, key_on_vm)
     if config.source_range is None:
         ip = public_ip()
         if ip:
@@ -290,7 +328,7 @@ def startup_script_text() -> str:
     return resources.files("workshop.deploy").joinpath("startup.sh").read_text()
 
 
-def check_steps(config: DeployConfig) -> list[Step]:
+def check_steps(config: DeployConfig, apis: tuple[str, ...] = REQUIRED_APIS) -> list[Step]:
     """1. gcloud installed and logged in, the project exists (its number read), the APIs are on."""
     return [
         Step("Check that gcloud is installed", ("gcloud", "--version")),
@@ -303,7 +341,7 @@ def check_steps(config: DeployConfig) -> list[Step]:
             ("gcloud", "projects", "describe", config.project, "--format=value(projectNumber)"),
             capture=PROJECT_NUMBER,
         ),
-        Step("Enable the APIs", ("gcloud", "services", "enable", *REQUIRED_APIS, f"--project={config.project}")),
+        Step("Enable the APIs", ("gcloud", "services", "enable", *apis, f"--project={config.project}")),
     ]
 
 
@@ -340,7 +378,13 @@ def access_steps(config: DeployConfig) -> list[Step]:
 
 
 def push_steps(config: DeployConfig) -> list[Step]:
-    """3. An Artifact Registry repository, docker auth for its host only, tag, push, read the digest."""
+    """3. An Artifact Registry repository, the VM's right to pull, docker auth for its host only, tag, push, digest."""
+    create, *upload = registry_steps(config)
+    return [create, *access_steps(config), *upload]
+
+
+def registry_steps(config: DeployConfig) -> list[Step]:
+    """The repository, docker auth for its host only, tag, push, read the digest: what both targets share."""
     return [
         Step(
             "Create the Artifact Registry repository",
@@ -354,7 +398,6 @@ def push_steps(config: DeployConfig) -> list[Step]:
                 f"--location={config.region}", f"--project={config.project}",
             ),
         ),
-        *access_steps(config),
         Step("Let docker log in to that registry",
              ("gcloud", "auth", "configure-docker", config.registry_host, "--quiet")),
         Step("Tag the back-end image", ("docker", "tag", config.local_image, config.remote_image)),
@@ -455,6 +498,12 @@ def teardown_steps(config: DeployConfig, delete_image: bool = False, delete_repo
              ("gcloud", "compute", "firewall-rules", "delete", config.firewall_rule, f"--project={config.project}",
               "--quiet"), missing_ok=True),
     ]
+    return [*steps, *registry_teardown_steps(config, delete_image, delete_repository)]
+
+
+def registry_teardown_steps(config: DeployConfig, delete_image: bool, delete_repository: bool) -> list[Step]:
+    """The student's image and the class's repository, when asked (both targets)."""
+    steps = []
     if delete_image or delete_repository:
         steps.append(Step("Delete the image",
                           ("gcloud", "artifacts", "docker", "images", "delete", config.image_path, "--delete-tags",
@@ -480,20 +529,124 @@ def leftover_checks(
 ) -> list[Leftover]:
     """What may still cost money after a teardown: this student's VM, disk, firewall rule, image; the repository."""
     project = f"--project={config.project}"
-
-    def listing(kind: str, command: tuple[str, ...], counts: bool) -> Leftover:
-        return Leftover(kind, Step(f"Left: {kind}", command, missing_ok=True), counts)
-
     return [
-        listing("VMs", ("gcloud", "compute", "instances", "list", project, f"--filter=name={config.vm_name}",
-                        "--format=value(name)"), True),
-        listing("Boot disks", ("gcloud", "compute", "disks", "list", project, f"--filter=name={config.vm_name}",
-                          "--format=value(name)"), True),
-        listing("Firewall rules", ("gcloud", "compute", "firewall-rules", "list", project,
-                                   f"--filter=name={config.firewall_rule}", "--format=value(name)"), True),
-        listing("Images", ("gcloud", "artifacts", "docker", "images", "list", config.image_path,
-                                              "--format=value(version)"), delete_image or delete_repository),
-        listing("Repository (shared by the class)", ("gcloud", "artifacts", "repositories", "describe",
-                                                       config.repository, f"--location={config.region}", project,
-                                                       "--format=value(name)"), delete_repository),
+        _listing("VMs", ("gcloud", "compute", "instances", "list", project, f"--filter=name={config.vm_name}",
+                         "--format=value(name)"), True),
+        _listing("Boot disks", ("gcloud", "compute", "disks", "list", project, f"--filter=name={config.vm_name}",
+                                "--format=value(name)"), True),
+        _listing("Firewall rules", ("gcloud", "compute", "firewall-rules", "list", project,
+                                    f"--filter=name={config.firewall_rule}", "--format=value(name)"), True),
+        *registry_leftover_checks(config, delete_image, delete_repository),
+    ]
+
+
+def _listing(kind: str, command: tuple[str, ...], counts: bool) -> Leftover:
+    return Leftover(kind, Step(f"Left: {kind}", command, missing_ok=True), counts)
+
+
+def registry_leftover_checks(config: DeployConfig, delete_image: bool, delete_repository: bool) -> list[Leftover]:
+    """The student's image and the class's repository (both targets); they count only when asked to go."""
+    return [
+        _listing("Images", ("gcloud", "artifacts", "docker", "images", "list", config.image_path,
+                            "--format=value(version)"), delete_image or delete_repository),
+        _listing("Repository (shared by the class)", ("gcloud", "artifacts", "repositories", "describe",
+                                                      config.repository, f"--location={config.region}",
+                                                      f"--project={config.project}", "--format=value(name)"),
+                 delete_repository),
+    ]
+
+
+
+# ------------------------------------------------------------------------------------------- Cloud Run
+# The same image registry, then one command: Google runs the container, starts instances when requests
+# come, stops them when none do, and checks every caller's identity (IAM) before a request reaches it.
+
+#: The start-up probe: Cloud Run sends no traffic to a new instance before /ready answers 200 (the model is
+#: loaded and warmed up), and replaces an instance that is not ready after periodSeconds × failureThreshold
+#: = 120 s (Cloud Run's limit is 600 s). Flag syntax as ``gcloud run deploy --startup-probe`` takes it.
+STARTUP_PROBE = "httpGet.path=/ready,httpGet.port={port},periodSeconds=5,timeoutSeconds=3,failureThreshold=24"
+
+
+def _service(config: DeployConfig) -> tuple[str, ...]:
+    return (config.service_name, f"--region={config.region}", f"--project={config.project}")
+
+
+def cloud_run_fingerprint(config: DeployConfig) -> str:
+    """Twelve hex digits that change with any setting of the service but the image (the key included, unreadable).
+
+    Kept in a label of the service: a re-run compares it with its own, as it compares the image digest,
+    and deploys a new revision only when one of them changed.
+    """
+    settings = (config.port, config.cpu, config.memory, config.concurrency, config.max_instances,
+                STARTUP_PROBE, hashlib.sha256((config.api_key or "").encode()).hexdigest())
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:12]
+
+
+def cloud_run_deploy_step(config: DeployConfig) -> Step:
+    """``gcloud run deploy`` of the pushed image, by digest, unless the service already runs it as configured."""
+    fingerprint = cloud_run_fingerprint(config)
+    return Step(
+        "Deploy the Cloud Run service (a new revision when the image or a setting changed)",
+        (
+            "gcloud", "run", "deploy", *_service(config), f"--image={config.pinned_image}",
+            f"--port={config.port}", f"--cpu={config.cpu}", f"--memory={config.memory}",
+            # One instance takes as many requests at once as the server's own queue lets wait
+            # (WORKSHOP_MAX_PENDING_PREDICTIONS): fewer, and Cloud Run would start instances while one still
+            # had room; more, and the extra requests would get the server's 503 "busy" instead of a new instance.
+            f"--concurrency={config.concurrency}",
+            # Min 0: no request, no instance, nothing billed (the price: a cold start). Max: the cost guard.
+            "--min-instances=0", f"--max-instances={config.max_instances}",
+            f"--startup-probe={STARTUP_PROBE.format(port=config.port)}",
+            # Only callers that IAM lets invoke the service get in: no public URL, no open port.
+            "--no-allow-unauthenticated",
+            f"--labels={config.labels},workshop-config={fingerprint}",
+            # The key as a plain environment variable: anyone who may read the service's settings in this
+            # project can read it too. Secret Manager (--set-secrets) would hide it, at the price of another API
+            # and a role for the service's identity; here IAM is the lock and the key a second one, as on the VM.
+            f"--set-env-vars=WORKSHOP_API_KEY={var(API_KEY)}",
+        ),
+        unless=("gcloud", "run", "services", "describe", *_service(config),
+                "--format=csv[no-heading](spec.template.spec.containers[0].image,metadata.labels.workshop-config)"),
+        expect=f"{config.pinned_image},{fingerprint}",
+    )
+
+
+def cloud_run_deploy_steps(config: DeployConfig) -> list[Step]:
+    """The whole Cloud Run deployment: checks, the shared registry steps, the service, its URL."""
+    return [
+        *check_steps(config, apis=CLOUD_RUN_APIS),
+        *registry_steps(config),
+        Step("Read the API key (kept out of the printed plan)", ("cat", str(config.api_key_file)), capture=API_KEY),
+        cloud_run_deploy_step(config),
+        Step("Read the service's URL (it answers only to callers IAM lets in)",
+             ("gcloud", "run", "services", "describe", *_service(config), "--format=value(status.url)"),
+             capture=SERVICE_URL),
+    ]
+
+
+def proxy_command(config: DeployConfig) -> str:
+    """How the student reaches the service: gcloud signs each request with their identity, on localhost."""
+    return _shell_line(("gcloud", "run", "services", "proxy", *_service(config), f"--port={PROXY_PORT}"))
+
+
+def cloud_run_teardown_steps(
+    config: DeployConfig, delete_image: bool = False, delete_repository: bool = False
+) -> list[Step]:
+    """Delete the service (its revisions go with it); the image and the repository when asked."""
+    return [
+        Step("Delete the Cloud Run service", ("gcloud", "run", "services", "delete", *_service(config), "--quiet"),
+             missing_ok=True),
+        *registry_teardown_steps(config, delete_image, delete_repository),
+    ]
+
+
+def cloud_run_leftover_checks(
+    config: DeployConfig, delete_image: bool = False, delete_repository: bool = False
+) -> list[Leftover]:
+    """What may still cost money after a Cloud Run teardown: this student's service and image; the repository."""
+    return [
+        _listing("Cloud Run services", ("gcloud", "run", "services", "list", f"--region={config.region}",
+                                        f"--project={config.project}", f"--filter=metadata.name={config.service_name}",
+                                        "--format=value(metadata.name)"), True),
+        *registry_leftover_checks(config, delete_image, delete_repository),
     ]

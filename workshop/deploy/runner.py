@@ -19,13 +19,20 @@ import requests
 from workshop.deploy.gcp import (
     EXTERNAL_IP,
     IMAGE_DIGEST,
+    PROXY_PORT,
+    SERVICE_URL,
     DeployConfig,
     Step,
     check_steps,
+    cloud_run_deploy_steps,
+    cloud_run_leftover_checks,
+    cloud_run_teardown_steps,
     deploy_steps,
     key_on_vm_step,
     leftover_checks,
+    proxy_command,
     resolve_access,
+    resolve_api_key,
     startup_script_text,
     teardown_steps,
     var,
@@ -42,8 +49,19 @@ HINTS: tuple[tuple[str, str], ...] = (
     ("concurrent policy changes", "Someone changed the project's permissions at the same moment (a classmate?): "
                                   "run the same command again."),
     ("billing", "Billing is not enabled on this project: link a billing account in the console (Billing)."),
-    ("quota", "A quota is exhausted (named above): pick another region/zone or a smaller machine type, or ask the "
-              "project's owner for more quota."),
+    # gcloud run deploy, when the Cloud Run API is off (GoogleCloudPlatform/community#1339).
+    ("has not been used in project", "The API named above is not enabled in this project: run the plan's "
+                                     "'Enable the APIs' step (gcloud services enable), wait a minute and run "
+                                     "again."),
+    ("quota", "A quota is exhausted (named above): pick another region/zone, a smaller machine type or fewer Cloud "
+              "Run CPUs and instances, or ask the project's owner for more quota."),
+    # gcloud run deploy runs the service as the project's compute service account (googlecodelabs/feedback#751).
+    ("iam.serviceaccounts.actas", "Your account may not deploy as the service's identity: ask the project's owner "
+                                  "for the Service Account User role (roles/iam.serviceAccountUser) on the "
+                                  "default compute service account."),
+    # The revision did not start: it failed to listen on --port, or /ready never answered 200 in time.
+    ("container failed", "The container did not become ready: open the logs URL above, check that --image is the "
+                         "lean back-end image and that it starts locally (docker run -p 8000:8000 IMAGE)."),
     ("not currently have an active account", "You are not logged in: run `gcloud auth login`."),
     ("unauthenticated request", "Docker cannot push: run `gcloud auth configure-docker REGION-docker.pkg.dev` "
                                 "(step 'Let docker log in')."),
@@ -52,10 +70,16 @@ HINTS: tuple[tuple[str, str], ...] = (
     ("already exists", "The resource already exists: run the teardown first, or choose another name."),
     ("not found", "The resource does not exist (yet): check the names, zone and project id."),
     ("not_found", "The resource does not exist (yet): check the names, zone and project id."),
+    ("could not be found", "The resource does not exist (yet): check the names, region and project id."),
+    ("cannot find", "The resource does not exist (yet): check the names, region and project id."),
 )
 
+#: How gcloud says that a resource does not exist: Compute Engine's "was not found", Artifact Registry's
+#: NOT_FOUND, Cloud Run's "Cannot find service [x]" (describe) and "Service [x] could not be found." (delete).
+_MISSING = ("not found", "not_found", "could not be found", "cannot find")
+
 #: Captured values that may be shown as they are read (the API key, for one, is never shown).
-_SHOWN = (IMAGE_DIGEST, EXTERNAL_IP)
+_SHOWN = (IMAGE_DIGEST, EXTERNAL_IP, SERVICE_URL)
 
 
 class StepFailed(RuntimeError):
@@ -71,6 +95,15 @@ class DeployResult:
     health_seconds: float
 
 
+@dataclass
+class CloudRunResult:
+    """The deployed service: its URL (IAM-protected), the key it needs, how to reach it from here."""
+
+    url: str
+    api_key: str
+    proxy: str
+
+
 def hint(output: str) -> str:
     """One sentence saying what to do about a failed command's output."""
     lowered = output.lower()
@@ -84,7 +117,7 @@ def hint(output: str) -> str:
 def is_missing(output: str) -> bool:
     """Whether gcloud answered that the resource does not exist (for a deletion: already done)."""
     lowered = output.lower()
-    return "billing" not in lowered and ("not found" in lowered or "not_found" in lowered)
+    return "billing" not in lowered and any(words in lowered for words in _MISSING)
 
 
 def print_plan(steps: Sequence[Step], out: TextIO = sys.stdout) -> None:
@@ -283,16 +316,20 @@ def deploy(
 
 def teardown(
     config: DeployConfig, execute_steps: bool = False, delete_image: bool = False, delete_repository: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO = sys.stdout, target: str = "vm",
 ) -> list[str]:
     """Print (dry run) or run the clean-up to the end, then list what is left. Return what is left.
+
+    ``target``: ``vm`` (the VM, its disk and firewall rule) or ``cloud-run`` (the service).
 
     Every deletion runs, whatever happened to the one before: a resource already gone counts as done, a
     failure is reported and the others still go. What is left counts only what this teardown was asked to
     delete (the shared repository, for one, is listed but not counted unless ``delete_repository``).
     """
-    steps = teardown_steps(config, delete_image=delete_image, delete_repository=delete_repository)
-    checks = leftover_checks(config, delete_image=delete_image, delete_repository=delete_repository)
+    plan, listing = (cloud_run_teardown_steps, cloud_run_leftover_checks) if target == "cloud-run" else (
+        teardown_steps, leftover_checks)
+    steps = plan(config, delete_image=delete_image, delete_repository=delete_repository)
+    checks = listing(config, delete_image=delete_image, delete_repository=delete_repository)
     if not execute_steps:
         print(f"# Dry run: the {len(steps)} commands below are what --execute runs, then these checks "
               "(each prints what is left, one name a line).", file=out)
@@ -322,3 +359,60 @@ def teardown(
     else:
         print("\nNothing that you asked to delete is left.", file=out)
     return left
+
+
+def _cloud_run_closing(config: DeployConfig) -> list[str]:
+    key = f"$(cat {config.api_key_file})"
+    local = f"http://localhost:{PROXY_PORT}"
+    return [
+        "The service has no public door: Google checks each caller's identity (IAM) before a request reaches it.",
+        f"Reach it through gcloud, which signs your requests (leave it running): {proxy_command(config)}",
+        f"then, in another terminal: curl {local}/health",
+        f'and with the key: curl -H "X-API-Key: {key}" {local}/models',
+        f"Point the front-end at it: WORKSHOP_API_KEY={key} workshop ui --backend-url {local}",
+    ]
+
+
+def _cloud_run_notes(config: DeployConfig) -> list[str]:
+    if config.student:
+        notes = [f"Student '{config.student}': your Cloud Run service is {config.service_name}, your image "
+                 f"{config.image_name}."]
+    else:
+        notes = ["No student name (no gcloud account found): names carry no suffix; in a project shared by a class, "
+                 "pass --student NAME."]
+    notes.append(f"Cost guard: at most {config.max_instances} instances (--max-instances), none when idle "
+                 f"(--min-instances 0: nothing billed then; the first request after a pause waits for a cold start).")
+    notes.append(f"Each instance takes {config.concurrency} requests at once, the server's own queue "
+                 "(WORKSHOP_MAX_PENDING_PREDICTIONS); more requests start another instance.")
+    return notes
+
+
+def deploy_cloud_run(
+    config: DeployConfig, execute_steps: bool = False, out: TextIO = sys.stdout
+) -> CloudRunResult | None:
+    """Print (dry run) or run the Cloud Run deployment; ``gcloud run deploy`` itself waits for the start-up probe.
+
+    A re-run changes nothing when the service already runs the same image digest with the same settings
+    (a label keeps their fingerprint); a new image or setting makes a new revision.
+    """
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    notes = [*_cloud_run_notes(config), *resolve_api_key(config)]
+    steps = cloud_run_deploy_steps(config)
+    if not execute_steps:
+        # Everything printed is a bash script: the notes are comments, so the whole output can be pasted.
+        for note in notes:
+            print(f"# {note}", file=out)
+        print(f"# Dry run: the {len(steps)} commands below are what --execute runs; pasted into a terminal "
+              "(bash), they do the same from any directory.", file=out)
+        print_plan(steps, out)
+        for line in _cloud_run_closing(config):
+            print(f"# {line}", file=out)
+        return None
+    for note in notes:
+        print(note, file=out)
+    values = execute(steps, out)
+    print(f"\nThe back-end runs at {values[SERVICE_URL]}.", file=out)
+    for line in _cloud_run_closing(config):
+        print(line, file=out)
+    assert config.api_key is not None
+    return CloudRunResult(url=values[SERVICE_URL], api_key=config.api_key, proxy=proxy_command(config))
