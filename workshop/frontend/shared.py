@@ -28,6 +28,8 @@ class PageContext:
 
 def page_context() -> PageContext:
     """The context ``app.py`` set up for this run (its sidebar is drawn before any page)."""
+    if _CONTEXT_KEY not in st.session_state:
+        raise RuntimeError("A page of the front-end runs inside app.py: start it with `workshop ui`.")
     return st.session_state[_CONTEXT_KEY]
 
 

@@ -68,6 +68,7 @@ class VideoLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VideoLimits:
+        """The limits the settings give (the same WORKSHOP_ variables as everywhere else)."""
         return cls(
             max_bytes=settings.video_max_bytes, max_seconds=settings.video_max_seconds,
             max_frames=settings.video_max_frames, max_pixels=settings.max_pixels,
@@ -96,6 +97,7 @@ class SampledFrame:
     jpeg: bytes
 
     def image(self) -> Image.Image:
+        """The frame as a Pillow image (decoded from its JPEG)."""
         return Image.open(io.BytesIO(self.jpeg)).convert("RGB")
 
 
@@ -119,6 +121,7 @@ class SampledVideo:
 
     @property
     def times(self) -> list[float]:
+        """When each sampled frame is shown, in seconds from the start."""
         return [frame.seconds for frame in self.frames]
 
 
