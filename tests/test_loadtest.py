@@ -1,0 +1,94 @@
+"""``workshop loadtest``: the real Locust, headless, against a real ``workshop serve`` on loopback.
+
+A few seconds of load per run; the figures it writes (CSV, JSON, PNG) are read back and checked.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from workshop.cli import main
+from workshop.services import BackgroundService, start_backend
+
+KEY = "loadtest-key-7f3a"
+
+
+def read_summary(output: Path) -> tuple[list[dict[str, str]], dict]:
+    with open(output / "loadtest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows, json.loads((output / "loadtest.json").read_text())
+
+
+def test_loadtest_writes_figures_per_step_against_a_local_server(
+    live_server: BackgroundService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "figures"
+    status = main(["loadtest", live_server.url, "--steps", "1,2", "--duration", "3", "--output", str(output)])
+
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    rows, summary = read_summary(output)
+    assert [row["users"] for row in rows] == ["1", "2"]  # one row per step, in order
+    for row, step in zip(rows, summary["steps"], strict=True):
+        assert int(row["requests"]) == step["requests"] > 0
+        assert int(row["failures"]) == step["failures"] == 0, step["errors"]
+        assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["p99_ms"]
+        assert step["requests_per_s"] > 0
+        # Every route of the scenario was exercised, and named by route rather than by full URL.
+        assert set(step["routes"]) == {"/predict/upload", "/predict", "/health"}
+        assert sum(route["requests"] for route in step["routes"].values()) == step["requests"]
+        # Requests/s is over the step's 3 s of load, not over Locust's start-up and shut-down too.
+        assert 0 < step["requests"] / step["requests_per_s"] <= 3.5
+    plot = (output / "loadtest.png").read_bytes()
+    assert plot.startswith(b"\x89PNG\r\n\x1a\n")
+    assert 20_000 < len(plot) < 1_000_000
+    from PIL import Image
+
+    with Image.open(output / "loadtest.png") as image:
+        assert image.width > 800 and image.height > 400
+    assert "p95 ms" in printed and str(output / "loadtest.png") in printed
+    # Locust's own files stay beside the figures, for whoever wants more.
+    assert (output / "locust" / "users-2_stats.csv").exists()
+
+
+def test_loadtest_without_the_api_key_counts_the_401s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WORKSHOP_API_KEY", raising=False)
+    with start_backend(env={"WORKSHOP_API_KEY": KEY}, log_dir=tmp_path / "logs") as server:
+        status = main(["loadtest", server.url, "--users", "1", "--duration", "1", "--output", str(tmp_path / "no-key")])
+        printed = capsys.readouterr().out
+        assert status == 0, printed  # the run itself worked: the failures are its result
+        rows, summary = read_summary(tmp_path / "no-key")
+        (step,) = summary["steps"]
+        routes = step["routes"]
+        # The predictions all failed, counted as failures; /health needs no key and still answers.
+        assert routes["/predict/upload"]["failures"] == routes["/predict/upload"]["requests"] > 0
+        assert routes["/predict"]["failures"] == routes["/predict"]["requests"]
+        assert routes.get("/health", {"failures": 0})["failures"] == 0
+        assert int(rows[0]["failures"]) == step["failures"] > 0
+        assert any("401" in message for message in step["errors"]), step["errors"]
+        assert "401" in printed
+
+        status = main(["loadtest", server.url, "--users", "1", "--duration", "1", "--api-key", KEY,
+                       "--output", str(tmp_path / "with-key")])
+        assert status == 0
+        _, summary = read_summary(tmp_path / "with-key")
+        assert summary["steps"][0]["failures"] == 0 and summary["steps"][0]["requests"] > 0
+    assert KEY not in (tmp_path / "with-key" / "loadtest.json").read_text()
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "ftp://127.0.0.1:8000", "http://", "file:///etc/passwd"])
+def test_loadtest_refuses_an_address_that_is_not_http(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["loadtest", url, "--duration", "1", "--output", str(tmp_path / "figures")])
+
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "starts with http:// or https://" in error and "http://localhost:8000" in error
+    assert not (tmp_path / "figures").exists()  # refused before anything ran
