@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -35,24 +33,8 @@ def markdowns(app: AppTest) -> list[str]:
     return [element.value for element in app.markdown]
 
 
-def logged(server: BackgroundService, text: str) -> int:
-    """How many lines of the server's log hold ``text``, once the log has caught up.
-
-    The access log's line for a request is written just after its answer is sent: read at
-    once, the log may not hold the last request yet. So it is read until two reads agree.
-    """
-    count, deadline = server.log().count(text), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        again = server.log().count(text)
-        if again == count:
-            break
-        count = again
-    return count
-
-
 def post_count(server: BackgroundService) -> int:
-    return logged(server, '"path": "/predict')
+    return server.count_in_log('"path": "/predict')
 
 
 def test_is_alive_shows_title_version_description_models(live_server: BackgroundService) -> None:
@@ -87,12 +69,12 @@ def test_upload_predict_then_filter_without_a_new_request(live_server: Backgroun
 def test_several_images_go_through_the_batch_route_into_a_gallery(live_server: BackgroundService) -> None:
     files = [(f"s{seed}.png", encode_image(shapes_sample(seed=seed).image)) for seed in (1, 2)]
     app = upload(new_app(live_server.url), *files)
-    batches_before = logged(live_server, '"path": "/predict/batch')
+    batches_before = live_server.count_in_log('"path": "/predict/batch')
     app.button(key="predict").click().run()
     assert not errors(app)
     assert any(h.value == "Gallery: 2 images" for h in app.subheader)
     assert len(app.table) == 2
-    assert logged(live_server, '"path": "/predict/batch') == batches_before + 1
+    assert live_server.count_in_log('"path": "/predict/batch') == batches_before + 1
 
 
 def test_backend_down_gives_a_clear_message(tmp_path) -> None:
@@ -191,7 +173,7 @@ def upload_video(app: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def batch_uploads(server: BackgroundService) -> int:
-    return logged(server, '"path": "/predict/batch/upload"')
+    return server.count_in_log('"path": "/predict/batch/upload"')
 
 
 def chart_counts(app: AppTest) -> dict[str, list[int]]:

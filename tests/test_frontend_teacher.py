@@ -93,7 +93,7 @@ def rows_by_name(app: AppTest) -> dict[str, dict[str, str]]:
 
 
 def predictions(server: BackgroundService) -> int:
-    return server.log().count('"path": "/predict')
+    return server.count_in_log('"path": "/predict')
 
 
 def assert_the_class_is_graded(rows: dict[str, dict[str, str]], klass: Class) -> None:

@@ -71,6 +71,21 @@ class BackgroundService:
         """Everything the process has printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def count_in_log(self, text: str, settle_seconds: float = 10.0) -> int:
+        """How many times ``text`` is in the log, once the log has caught up.
+
+        A server writes its access line just after it has answered: read at once, the log may
+        not hold the last request yet. So it is read until two reads a quarter second apart agree.
+        """
+        count, deadline = self.log().count(text), time.monotonic() + settle_seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            again = self.log().count(text)
+            if again == count:
+                break
+            count = again
+        return count
+
     @property
     def running(self) -> bool:
         return self.process.poll() is None
