@@ -49,18 +49,26 @@ def run(command: list[str], env: dict[str, str] | None = None, timeout: float = 
     return result.stdout
 
 
+#: The override that runs several back-end replicas behind the nginx load balancer (``lb``).
+SCALE_FILES = ("docker-compose.yml", "docker-compose.scale.yml")
+
+
 @dataclass
 class ComposeStack:
     """The project's docker-compose.yml under one project name, with its ports and build arguments.
 
-    ``base_image`` and ``torch_index_url`` default to the environment variables
+    ``files`` are the compose files, in order (:data:`SCALE_FILES` adds the load
+    balancer). ``backend_port=None`` publishes each back-end replica on a free
+    loopback port of its own, as replicas cannot share one. ``base_image`` and ``torch_index_url`` default to the environment variables
     ``WORKSHOP_DOCKER_BASE_IMAGE`` and ``WORKSHOP_TORCH_INDEX_URL`` (set by
     ``scripts/test.sh`` on an offline machine), else to the Dockerfiles' defaults.
     """
 
     project: str = "deploy-ml-workshop"
-    backend_port: int = 8000
+    backend_port: int | None = 8000
     frontend_port: int = 8501
+    lb_port: int = 8080
+    files: tuple[str, ...] = ("docker-compose.yml",)
     image_tag: str = "latest"
     base_image: str | None = None
     torch_index_url: str | None = None
@@ -78,8 +86,10 @@ class ComposeStack:
             **os.environ,
             "COMPOSE_PROJECT_NAME": self.project,
             "WORKSHOP_IMAGE_TAG": self.image_tag,
-            "WORKSHOP_BACKEND_PORT": str(self.backend_port),
+            # "127.0.0.1:" makes docker-compose.yml's "${WORKSHOP_BACKEND_PORT}:8000" read "127.0.0.1::8000".
+            "WORKSHOP_BACKEND_PORT": "127.0.0.1:" if self.backend_port is None else str(self.backend_port),
             "WORKSHOP_FRONTEND_PORT": str(self.frontend_port),
+            "WORKSHOP_LB_PORT": str(self.lb_port),
         }
         if self.base_image:
             env["BASE_IMAGE"] = self.base_image
@@ -89,24 +99,36 @@ class ComposeStack:
 
     @property
     def backend_url(self) -> str:
+        if self.backend_port is None:
+            raise ValueError("The back-end has no fixed port here (backend_port=None): use lb_url.")
         return f"http://127.0.0.1:{self.backend_port}"
+
+    @property
+    def lb_url(self) -> str:
+        return f"http://127.0.0.1:{self.lb_port}"
 
     @property
     def frontend_url(self) -> str:
         return f"http://127.0.0.1:{self.frontend_port}"
 
     def _compose(self, *args: str, timeout: float = 1800) -> str:
-        return run([*self.compose, "-p", self.project, *args], env=self.env, timeout=timeout)
+        files = [argument for name in self.files for argument in ("-f", str(REPO_ROOT / name))]
+        return run([*self.compose, *files, "-p", self.project, *args], env=self.env, timeout=timeout)
 
-    def build(self) -> float:
-        """Build both images; return the seconds it took."""
+    def build(self, *services: str) -> float:
+        """Build the images (of ``services``, else all); return the seconds it took."""
         started = time.perf_counter()
-        self._compose("build", timeout=3600)
+        self._compose("build", *services, timeout=3600)
         return time.perf_counter() - started
 
-    def up(self) -> None:
-        """Start the stack in the background (Compose waits for the back-end to be healthy first)."""
-        self._compose("up", "-d", timeout=600)
+    def up(self, *services: str, scale: dict[str, int] | None = None) -> None:
+        """Start the stack (``services`` and what they depend on, else all) in the background.
+
+        Compose waits for the back-end to be healthy first. ``scale``: replicas per
+        service, e.g. ``{"backend": 3}``.
+        """
+        replicas = [argument for name, count in (scale or {}).items() for argument in ("--scale", f"{name}={count}")]
+        self._compose("up", "-d", *replicas, *services, timeout=600)
 
     def down(self) -> None:
         """Stop and remove the containers, the network and the volumes."""
@@ -115,6 +137,10 @@ class ComposeStack:
     def container(self, service: str) -> str:
         """The container id of a service."""
         return self._compose("ps", "-q", service).strip()
+
+    def containers(self, service: str) -> list[str]:
+        """The container ids of every replica of a service."""
+        return self._compose("ps", "-q", service).split()
 
     def inspect(self, service: str) -> dict:
         """``docker inspect`` of a service's container."""
