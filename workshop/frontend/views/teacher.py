@@ -34,7 +34,7 @@ from workshop.check import (
 from workshop.check.report import roster_rows
 
 #: What the text area shows until the teacher pastes the class's roster.
-ROSTER_PLACEHOLDER = "name,url,key\nAlice,http://34.77.10.2:8000,her-api-key\nBob,http://34.77.10.3:8000,"
+ROSTER_PLACEHOLDER = "name,url,key\nAlice,http://203.0.113.10:8000,her-api-key\nBob,http://203.0.113.11:8000,"
 
 #: What Markdown would read as markup: st.table renders each cell as Markdown, and a cell holds what a
 #: student's server answered (its model's name, its error messages), shown to the teacher as it came.
