@@ -302,6 +302,11 @@ class FakeProject:
     def seed(self, **parts: dict) -> None:
         self.state_file.write_text(json.dumps(parts))
 
+    def start_from(self, state: dict, failure: str) -> None:
+        """A project in this state, where the commands that start with ``failure``'s words fail ('' for none)."""
+        self.seed(**state)
+        self.set("FAKE_FAIL", failure)
+
     def calls(self) -> list[list[str]]:
         if not self.calls_file.exists():
             return []

@@ -509,8 +509,7 @@ PARTIAL_STATES = {
 @pytest.mark.parametrize("case", PARTIAL_STATES, ids=list(PARTIAL_STATES))
 def test_teardown_runs_to_the_end_from_any_partial_state(tmp_path: Path, fake: FakeProject, case: str) -> None:
     seed, failure, expected_left = PARTIAL_STATES[case]
-    fake.seed(**seed)
-    fake.set("FAKE_FAIL", failure)
+    fake.start_from(seed, failure)
     out = io.StringIO()
     left = teardown(config(tmp_path), execute_steps=True, delete_image=True, out=out)
     text = out.getvalue()
