@@ -195,6 +195,40 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_counts(text: str) -> list[int]:
+    """``--steps 1,2,4,8`` as a list of user counts, each at least 1."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give user counts separated by commas, e.g. 1,2,4,8")
+    return counts
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    """Run Locust headless against one back-end, once per user count; write the figures and the plot."""
+    from workshop.loadtest import LoadTestError, check_url, run_loadtest
+    from workshop.loadtest.runner import format_table
+
+    try:
+        url = check_url(args.url)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = run_loadtest(
+            url, args.steps or [args.users], args.duration, Path(args.output), spawn_rate=args.spawn_rate,
+            api_key=args.api_key, progress=lambda line: print(line, flush=True),
+        )
+    except (LoadTestError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(format_table(report.steps))
+    print(f"Figures written to {report.csv}, {report.json} and {report.plot}")
+    return 0
+
+
 def _healthcheck(args: argparse.Namespace) -> int:
     """Exit 0 when ``url`` answers 200 (for Docker's HEALTHCHECK: slim images have no curl)."""
     import urllib.error
@@ -444,6 +478,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--containers", nargs="*", default=[], help="image tags whose cold start to measure")
     bench.add_argument("--output", default="docs/benchmarks.md")
     bench.set_defaults(handler=_bench)
+
+    loadtest = commands.add_parser(
+        "loadtest", help="load-test a back-end with Locust and plot latency and throughput against users",
+    )
+    loadtest.add_argument("url", help="the back-end's address, e.g. http://localhost:8000")
+    loadtest.add_argument("--users", type=int, default=4, help="simulated users without --steps (default: %(default)s)")
+    loadtest.add_argument("--duration", type=int, default=15, help="seconds each step lasts (default: %(default)s)")
+    loadtest.add_argument("--steps", type=_user_counts, help="one run per user count, e.g. 1,2,4,8 (default: --users)")
+    loadtest.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
+    loadtest.add_argument("--api-key", help="the server's API key (default: WORKSHOP_API_KEY, if set)")
+    loadtest.add_argument(
+        "--output", default="loadtest-results", help="folder for the CSV, the JSON and the plot (default: %(default)s)",
+    )
+    loadtest.set_defaults(handler=_loadtest)
 
     health = commands.add_parser("healthcheck", help="exit 0 if a URL answers 200 (for container health checks)")
     health.add_argument("url", nargs="?", default="http://127.0.0.1:8000/ready")
