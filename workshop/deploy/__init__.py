@@ -1,1 +1,1 @@
-"""The cloud step: the back-end image on a Google Compute Engine VM (``workshop gcp ...``)."""
+"""The cloud step: the back-end image on a Google Compute Engine VM or on Cloud Run (``workshop gcp ...``)."""

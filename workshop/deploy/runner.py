@@ -7,6 +7,7 @@ then runs them by adding ``--execute`` (or ``execute=True`` in the notebook).
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -362,7 +363,7 @@ def teardown(
 
 
 def _cloud_run_closing(config: DeployConfig) -> list[str]:
-    key = f"$(cat {config.api_key_file})"
+    key = f"$(cat {shlex.quote(str(config.api_key_file))})"
     local = f"http://localhost:{PROXY_PORT}"
     return [
         "The service has no public door: Google checks each caller's identity (IAM) before a request reaches it.",
