@@ -377,13 +377,17 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
         help="push the image, create the VM and the firewall rule (or the Cloud Run service)",
     )
     deploy.add_argument(
-        "--api-key", help="API key the VM's back-end will require (default: the existing VM's key, else the one "
+        "--api-key", help="API key the back-end will require (default: the existing VM's key, else the one "
         "saved in .workshop-deploy/, else a new one)",
     )
-    deploy.add_argument("--source-range", help="who may reach port 8000 (default: your public IP, else everyone)")
-    deploy.add_argument("--timeout", type=float, default=600, help="seconds to wait for /health (default: %(default)s)")
     deploy.add_argument(
-        "--max-run-duration", default="4h", help="the VM deletes itself after this long, e.g. 90m, 4h, 1d "
+        "--source-range", help="vm: who may reach port 8000 (default: your public IP, else everyone)",
+    )
+    deploy.add_argument(
+        "--timeout", type=float, default=600, help="vm: seconds to wait for /health (default: %(default)s)",
+    )
+    deploy.add_argument(
+        "--max-run-duration", default="4h", help="vm: the VM deletes itself after this long, e.g. 90m, 4h, 1d "
         "(cost guard; default: %(default)s; '' for no limit)",
     )
     deploy.add_argument(
