@@ -210,7 +210,7 @@ def run_loadtest(
     write_csv(results, report.csv)
     summary = {"url": url, "steps": [{"users": step.users, **asdict(step)} for step in results]}
     report.json.write_text(json.dumps(summary, indent=2) + "\n")
-    plot_steps(results, report.plot, title=f"workshop loadtest {url}, {seconds} s per step")
+    plot_steps(results, report.plot, title=f"workshop loadtest {url}: Locust, {seconds} s per step")
     return report
 
 
@@ -258,7 +258,7 @@ def plot_steps(steps: Sequence[StepResult], path: Path, title: str) -> Path:
     for name, style in (("p50_ms", "o-"), ("p95_ms", "s--"), ("p99_ms", "^:")):
         values = [math.nan if getattr(step, name) is None else getattr(step, name) for step in steps]
         latency.plot(users, values, style, label=name.removesuffix("_ms"))
-    latency.set_title("Latency percentiles")
+    latency.set_title("Latency percentiles, all routes (ms)")
     latency.set_ylabel("latency (ms)")
     latency.set_ylim(bottom=0)
     latency.legend()
@@ -267,7 +267,7 @@ def plot_steps(steps: Sequence[StepResult], path: Path, title: str) -> Path:
     if any(failures):
         throughput.plot(users, failures, "x--", color="tab:red", label="failures/s")
         throughput.legend()
-    throughput.set_title("Throughput")
+    throughput.set_title("Throughput (requests per second)")
     throughput.set_ylabel("requests per second")
     throughput.set_ylim(bottom=0)
     for axes in (latency, throughput):
