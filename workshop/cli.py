@@ -206,10 +206,21 @@ def _user_counts(text: str) -> list[int]:
     return counts
 
 
+def _positive_int(text: str) -> int:
+    """An argument that counts something: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, at least 1")
+    return value
+
+
 def _loadtest(args: argparse.Namespace) -> int:
     """Run Locust headless against one back-end, once per user count; write the figures and the plot."""
     from workshop.loadtest import LoadTestError, check_url, run_loadtest
-    from workshop.loadtest.runner import format_table
+    from workshop.loadtest.runner import failure_hint, format_table
 
     try:
         url = check_url(args.url)
@@ -221,11 +232,15 @@ def _loadtest(args: argparse.Namespace) -> int:
             url, args.steps or [args.users], args.duration, Path(args.output), spawn_rate=args.spawn_rate,
             api_key=args.api_key, progress=lambda line: print(line, flush=True),
         )
-    except (LoadTestError, ValueError) as error:
+    except LoadTestError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(format_table(report.steps))
     print(f"Figures written to {report.csv}, {report.json} and {report.plot}")
+    hint = failure_hint(report.steps, url)
+    if hint:
+        print(hint, file=sys.stderr)
+        return 1  # as Locust's own exit code: the figures are written, but some requests failed
     return 0
 
 
@@ -487,8 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
         "loadtest", help="load-test a back-end with Locust and plot latency and throughput against users",
     )
     loadtest.add_argument("url", help="the back-end's address, e.g. http://localhost:8000")
-    loadtest.add_argument("--users", type=int, default=4, help="simulated users without --steps (default: %(default)s)")
-    loadtest.add_argument("--duration", type=int, default=15, help="seconds each step lasts (default: %(default)s)")
+    loadtest.add_argument(
+        "--users", type=_positive_int, default=4, help="simulated users without --steps (default: %(default)s)",
+    )
+    loadtest.add_argument(
+        "--duration", type=_positive_int, default=15, help="seconds each step lasts (default: %(default)s)",
+    )
     loadtest.add_argument("--steps", type=_user_counts, help="one run per user count, e.g. 1,2,4,8 (default: --users)")
     loadtest.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
     loadtest.add_argument("--api-key", help="the server's API key (default: WORKSHOP_API_KEY, if set)")

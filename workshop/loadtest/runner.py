@@ -241,6 +241,22 @@ def format_table(steps: Sequence[StepResult]) -> str:
     return "\n".join(lines)
 
 
+def failure_hint(steps: Sequence[StepResult], url: str) -> str | None:
+    """One sentence on what to do about the failed requests, or None when none failed."""
+    failed = sum(step.failures for step in steps)
+    if not failed:
+        return None
+    messages = " ".join(message for step in steps for message in step.errors)
+    total = sum(step.requests for step in steps)
+    if "401" in messages:
+        advice = "the server wants an API key: pass --api-key KEY (or set WORKSHOP_API_KEY)."
+    elif "Connection" in messages:
+        advice = f"nothing answered at {url}: is the back-end running, and is the address right?"
+    else:
+        advice = "their messages are above, and in loadtest.json route by route."
+    return f"{failed} of {total} requests failed; {advice}"
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
