@@ -110,6 +110,7 @@ def run_step(
     directory.mkdir(parents=True, exist_ok=True)
     prefix = directory / f"users-{users}"
     log_path = directory / f"users-{users}.log"
+    Path(f"{prefix}.json").unlink(missing_ok=True)  # a previous run's figures must not pass for this one's
     env = dict(os.environ)
     if api_key:
         env["WORKSHOP_API_KEY"] = api_key  # read by the locustfile, never put on a command line
