@@ -146,3 +146,31 @@ def yolo26n_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("yolo26n") / "yolo26n.pt"
     import_yolo()("yolo26n.yaml").save(path)
     return path
+
+
+#: Label of this project's images: untagged builder stages are found (and pruned) by it.
+PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
+
+
+@pytest.fixture(scope="session")
+def lean_backend_image(backend_image: str) -> Iterator[str]:
+    """The lean back-end image (no PyTorch, about a ninth of the back-end image), exported from it; removed at the end."""
+    import subprocess
+    import time
+
+    tag = "deploy-ml-workshop/backend:lean-test"
+    started = time.perf_counter()
+    subprocess.run(
+        ["docker", "build", "-q", "-f", "backend/Dockerfile.lean", "-t", tag,
+         "--build-arg", f"BASE_IMAGE={DOCKER_BASE_IMAGE}", "--build-arg", f"FULL_IMAGE={backend_image}", "."],
+        cwd=REPO_ROOT, check=True, capture_output=True, timeout=3600,
+    )
+    print(f"\nlean image build: {time.perf_counter() - started:.1f} s")
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+    # The legacy builder keeps the builder stage as an untagged image (the full image plus the
+    # exports): remove this project's untagged images, so repeated runs do not fill the disk.
+    subprocess.run(
+        ["docker", "image", "prune", "-f", "--filter", f"label=org.opencontainers.image.source={PROJECT_SOURCE}"],
+        capture_output=True,
+    )

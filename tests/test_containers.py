@@ -26,9 +26,6 @@ from workshop.services import free_port, wait_for_http
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-#: The source label every image of this project carries (see the Dockerfiles).
-PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
-
 
 def first_successful_predict(url: str, timeout: float) -> None:
     image = shapes_sample(seed=3).image
@@ -152,24 +149,9 @@ def test_down_leaves_no_containers_networks_or_volumes(stack: ComposeStack) -> N
 
 
 @pytest.fixture(scope="module")
-def lean_image(stack: ComposeStack, docker_build_args: dict[str, str]) -> Iterator[str]:
-    """The lean back-end image, exported from the full image the compose stack built; removed afterwards."""
-    tag = "deploy-ml-workshop/backend:lean-test"
-    started = time.perf_counter()
-    run([
-        "docker", "build", "-q", "-f", "backend/Dockerfile.lean", "-t", tag,
-        "--build-arg", f"BASE_IMAGE={docker_build_args['base_image']}",
-        "--build-arg", "FULL_IMAGE=deploy-ml-workshop/backend:test", ".",
-    ], timeout=3600)
-    print(f"\nlean image build: {time.perf_counter() - started:.1f} s")
-    yield tag
-    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
-    # The legacy builder keeps the builder stage as an untagged image (the full image plus the
-    # exports): remove this project's untagged images, so repeated runs do not fill the disk.
-    subprocess.run(
-        ["docker", "image", "prune", "-f", "--filter", f"label=org.opencontainers.image.source={PROJECT_SOURCE}"],
-        capture_output=True,
-    )
+def lean_image(stack: ComposeStack, lean_backend_image: str) -> str:
+    """The lean image, exported from the back-end image the compose stack uses (the same tag, ``test``)."""
+    return lean_backend_image
 
 
 def _image_bytes(tag: str) -> int:

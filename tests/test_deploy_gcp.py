@@ -30,7 +30,7 @@ from workshop.deploy.gcp import (
     teardown_steps,
 )
 from workshop.deploy.runner import StepFailed, deploy, hint, print_plan, teardown, wait_for_health
-from workshop.services import BackgroundService, free_port, wait_for_http
+from workshop.services import BackgroundService, free_port
 
 from fake_gcloud import PROJECT, PROJECT_NUMBER, FakeProject  # tests/ is on sys.path under pytest
 
@@ -557,36 +557,3 @@ def test_notebook_outputs_hold_no_api_key_and_no_real_project_id() -> None:
     assert re.findall(r"api-key=([^,\s\"]+)", outputs) and set(re.findall(r"api-key=([^,\s\"]+)", outputs)) == {"${API_KEY}"}
     assert not re.search(r"(?<![\w/-])[A-Za-z0-9_-]{32}(?![\w-])", outputs)  # no generated key, anywhere
 
-
-# ------------------------------------------ the start-up script, for real
-@pytest.mark.docker
-@pytest.mark.slow
-def test_startup_script_starts_the_container_on_a_real_engine(backend_image: str, tmp_path: Path) -> None:
-    script = tmp_path / "startup.sh"
-    script.write_text(startup_script_text())
-    port, name = free_port(), f"workshop-startup-test-{os.getpid()}"
-    env = {**os.environ, "IMAGE": backend_image, "API_KEY": "vm-key", "PORT": str(port), "CONTAINER_NAME": name,
-           "SKIP_REGISTRY": "1", "SKIP_HOST_FIREWALL": "1"}
-    try:
-        for _ in range(2):  # it runs at every boot: a second run replaces the container
-            result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
-            assert result.returncode == 0, result.stderr
-            assert f"container {name} is running" in result.stdout
-        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120)
-        assert requests.get(f"http://127.0.0.1:{port}/models", timeout=10).status_code == 401
-        assert requests.get(f"http://127.0.0.1:{port}/models", headers={"X-API-Key": "vm-key"}, timeout=10).status_code == 200
-        inspect = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout)
-        assert inspect[0]["HostConfig"]["RestartPolicy"]["Name"] == "always"
-        listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{name}$"], capture_output=True, text=True)
-        assert len(listed.stdout.split()) == 1
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-
-
-def test_startup_script_without_image_fails_clearly(tmp_path: Path) -> None:
-    script = tmp_path / "startup.sh"
-    script.write_text(startup_script_text())
-    # No metadata server here, no IMAGE given: nothing to run, and it says so.
-    env = {"PATH": "/usr/bin:/bin", "SKIP_REGISTRY": "1", "SKIP_HOST_FIREWALL": "1"}
-    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "no image in the metadata" in result.stderr

@@ -9,7 +9,6 @@
 # Each setting can also come from the environment, which is how the test suite
 # runs this very script against a local Docker engine and a loopback registry:
 #   IMAGE, API_KEY, PORT, CONTAINER_NAME,
-#   SKIP_REGISTRY=1 (the image is already local: no login, no pull), SKIP_HOST_FIREWALL=1,
 #   CREDENTIALS_HOME (where docker's registry login is written; default /var/lib/workshop),
 #   PULL_ATTEMPTS (default 5), PULL_RETRY_SECONDS (default 5: the wait after failure n is n times this)
 set -euo pipefail
@@ -50,28 +49,24 @@ case "$PORT" in
 esac
 echo "workshop: starting $IMAGE on port $PORT"
 
-if [ -z "${SKIP_REGISTRY:-}" ]; then
-    registry="$(registry_host "$IMAGE")"
-    if [ -n "$registry" ]; then
-        # On COS the root home is read-only: docker's credentials go to a writable place,
-        # and both docker and the helper must read the same file ($HOME/.docker/config.json).
-        export HOME="${CREDENTIALS_HOME:-/var/lib/workshop}"
-        unset DOCKER_CONFIG
-        mkdir -p "$HOME"
-        if ! docker-credential-gcr configure-docker --registries="$registry"; then
-            echo "workshop: could not set up docker's login to $registry" \
-                "(docker-credential-gcr configure-docker failed, see above)" >&2
-            exit 1
-        fi
-        echo "workshop: docker logs in to $registry with the VM's service account"
-    else
-        echo "workshop: $IMAGE names no registry host: pulled from Docker Hub without login"
+registry="$(registry_host "$IMAGE")"
+if [ -n "$registry" ]; then
+    # On COS the root home is read-only: docker's credentials go to a writable place,
+    # and both docker and the helper must read the same file ($HOME/.docker/config.json).
+    export HOME="${CREDENTIALS_HOME:-/var/lib/workshop}"
+    unset DOCKER_CONFIG
+    mkdir -p "$HOME"
+    if ! docker-credential-gcr configure-docker --registries="$registry"; then
+        echo "workshop: could not set up docker's login to $registry" \
+            "(docker-credential-gcr configure-docker failed, see above)" >&2
+        exit 1
     fi
+    echo "workshop: docker logs in to $registry with the VM's service account"
+else
+    echo "workshop: $IMAGE names no registry host: pulled from Docker Hub without login"
 fi
 
-if [ -n "${SKIP_HOST_FIREWALL:-}" ]; then
-    :
-elif command -v iptables >/dev/null 2>&1; then
+if command -v iptables >/dev/null 2>&1; then
     # COS drops incoming traffic except SSH; the VPC firewall rule still decides who gets here.
     # Checked first, so that a reboot does not stack a second copy of the rule.
     if iptables -w -C INPUT -p tcp --dport "$PORT" -j ACCEPT 2>/dev/null; then
@@ -84,22 +79,20 @@ else
     echo "workshop: no iptables on this host; its firewall is left as it is" >&2
 fi
 
-if [ -z "${SKIP_REGISTRY:-}" ]; then
-    # Pull first, with retries: the network (or the registry) can take a moment at boot.
-    attempt=1
-    until docker pull "$IMAGE"; do
-        if [ "$attempt" -ge "$PULL_ATTEMPTS" ]; then
-            echo "workshop: could not pull $IMAGE after $PULL_ATTEMPTS attempts; nothing started." \
-                "Check that the image exists and that the VM's service account may read it" \
-                "(roles/artifactregistry.reader on the repository)." >&2
-            exit 1
-        fi
-        wait_seconds=$((attempt * PULL_RETRY_SECONDS))
-        echo "workshop: pull failed (attempt $attempt of $PULL_ATTEMPTS), retrying in ${wait_seconds}s" >&2
-        sleep "$wait_seconds"
-        attempt=$((attempt + 1))
-    done
-fi
+# Pull first, with retries: the network (or the registry) can take a moment at boot.
+attempt=1
+until docker pull "$IMAGE"; do
+    if [ "$attempt" -ge "$PULL_ATTEMPTS" ]; then
+        echo "workshop: could not pull $IMAGE after $PULL_ATTEMPTS attempts; nothing started." \
+            "Check that the image exists and that the VM's service account may read it" \
+            "(roles/artifactregistry.reader on the repository)." >&2
+        exit 1
+    fi
+    wait_seconds=$((attempt * PULL_RETRY_SECONDS))
+    echo "workshop: pull failed (attempt $attempt of $PULL_ATTEMPTS), retrying in ${wait_seconds}s" >&2
+    sleep "$wait_seconds"
+    attempt=$((attempt + 1))
+done
 
 # At every boot: replace the old container, if any, with a fresh one from the image.
 docker rm -f "$CONTAINER_NAME" >/dev/null 2>&1 || true
