@@ -15,6 +15,7 @@ import collections
 import io
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -158,3 +159,55 @@ def test_killing_a_replica_mid_load_fails_no_request(stack: ComposeStack) -> Non
 def test_teardown_leaves_nothing(stack: ComposeStack) -> None:
     stack.down()
     assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_loadbalancer_image_on_a_base_that_ships_nginx_stands_in_for_the_official_image(
+    docker_engine: None, docker_build_args: dict[str, str]
+) -> None:
+    """The official ``nginx`` image cannot be pulled here. It is a Debian image with nginx already
+    installed, so the stand-in is the local base image with Debian's nginx: on it the Dockerfile must use
+    that nginx rather than install one, and the image must proxy with loadbalancer/nginx.conf, unprivileged.
+    A one-line Python web server plays the only replica."""
+    suffix = os.getpid()
+    base = docker_build_args["base_image"]
+    stand_in, image = f"workshop-test/nginx-stand-in:{suffix}", f"deploy-ml-workshop/loadbalancer:stand-in-{suffix}"
+    network = f"workshop-lb-stand-in-{suffix}"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", stand_in, "-"], check=True, capture_output=True, timeout=600,
+        input=f"FROM {base}\nRUN apt-get update && apt-get install -y --no-install-recommends nginx "
+        "&& rm -rf /var/lib/apt/lists/*\n".encode(),
+    )
+    containers: list[str] = []
+    run(["docker", "network", "create", network])
+    try:
+        # --no-cache: the output shows whether the install step went to apt.
+        build = run(["docker", "build", "--no-cache", "-t", image, "--build-arg", f"BASE_IMAGE={stand_in}", "loadbalancer"])
+        assert "Reading package lists" not in build  # the base's nginx was used
+        config = json.loads(run(["docker", "image", "inspect", image]))[0]["Config"]
+        assert config["User"] == "loadbalancer"
+        containers.append(run([
+            "docker", "run", "-d", "--network", network, "--network-alias", "backend", base,
+            "python3", "-m", "http.server", "8000",
+        ]).strip())
+        port = free_port()
+        containers.append(run([
+            "docker", "run", "-d", "--network", network, "-p", f"127.0.0.1:{port}:8000", image,
+        ]).strip())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+                if response.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, run(["docker", "logs", containers[-1]])
+            time.sleep(0.3)
+        assert "Directory listing" in response.text  # the replica's answer, through nginx
+        log = [json.loads(line) for line in run(["docker", "logs", containers[-1]]).splitlines() if line.startswith("{")]
+        assert log[-1]["status"] == 200 and log[-1]["upstream_addr"].endswith(":8000")
+    finally:
+        for container in containers:
+            run(["docker", "rm", "-f", container])
+        run(["docker", "network", "rm", network])
+        subprocess.run(["docker", "rmi", "-f", image, stand_in], capture_output=True)
