@@ -26,6 +26,7 @@ import requests
 from workshop.containers import SCALE_FILES, ComposeStack, run
 from workshop.samples import shapes_sample
 from workshop.services import free_port
+from workshop.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -98,6 +99,18 @@ def test_requests_spread_over_every_replica(stack: ComposeStack) -> None:
     # Errors too say where they come from: a bad request is answered by a replica, through nginx.
     bad = requests.post(f"{stack.lb_url}/predict", json={"image": "%%%"}, timeout=30)
     assert bad.status_code == 422 and bad.headers["X-Served-By"] in names
+
+
+def test_a_body_over_the_api_limit_gets_the_back_ends_413_through_nginx(stack: ComposeStack) -> None:
+    # nginx's own limit (client_max_body_size) is above the back-end's WORKSHOP_MAX_REQUEST_BYTES: the
+    # replica, not nginx, refuses the body, with its JSON explanation and its name.
+    limit = Settings.model_fields["max_request_bytes"].default  # the containers set none
+    response = requests.post(
+        f"{stack.lb_url}/predict", data=b"x" * (limit + 1), headers={"Content-Type": "application/json"}, timeout=60,
+    )
+    assert response.status_code == 413
+    assert response.headers["X-Served-By"] in replica_names(stack)
+    assert "detail" in response.json()
 
 
 def test_killing_a_replica_mid_load_fails_no_request(stack: ComposeStack) -> None:
