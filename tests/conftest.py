@@ -27,6 +27,10 @@ from workshop.samples import shapes_sample  # noqa: E402
 from workshop.services import BackgroundService, start_backend  # noqa: E402
 from workshop.settings import Settings  # noqa: E402
 
+from support import (  # noqa: E402  (tests/ is on sys.path under pytest)
+    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, PROJECT_SOURCE, REPO_ROOT,
+)
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
@@ -65,14 +69,6 @@ def shapes_png() -> bytes:
     return encode_image(shapes_sample(seed=3).image)
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags for a closed network: no background calls home, no sandbox (tests may run as root).
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-
-
 @pytest.fixture
 def page() -> Iterator:
     """A Playwright page in Debian's headless Chromium (installed by scripts/test.sh)."""
@@ -89,10 +85,6 @@ def page() -> Iterator:
         browser.close()
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DOCKER_BASE_IMAGE = os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE", "workshop-base/python:bookworm")
-# Empty: PyPI's torch. The Dockerfile's default (the CPU-only index) is not reachable from CI.
-DOCKER_TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +140,6 @@ def yolo26n_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-#: Label of this project's images: untagged builder stages are found (and pruned) by it.
-PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
 
 
 @pytest.fixture(scope="session")

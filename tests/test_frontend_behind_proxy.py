@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import DOCKER_BASE_IMAGE, REPO_ROOT
+from support import DOCKER_BASE_IMAGE, REPO_ROOT  # tests/ is on sys.path under pytest
 
 from workshop.containers import ComposeStack, run
 from workshop.samples import shapes_sample

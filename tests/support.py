@@ -1,0 +1,26 @@
+"""Facts about this machine that fixtures and tests share: the browser, the Docker base image.
+
+A module of its own, not ``conftest``: ``notebooks/`` has a ``conftest.py`` too, so
+``from conftest import ...`` would find whichever was imported first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags for a closed network: no background calls home, no sandbox (tests may run as root).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+DOCKER_BASE_IMAGE = os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE", "workshop-base/python:bookworm")
+# Empty: PyPI's torch. The Dockerfile's default (the CPU-only index) is not reachable from CI.
+DOCKER_TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
+
+#: Label of this project's images: untagged builder stages are found (and pruned) by it.
+PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
