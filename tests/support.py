@@ -7,7 +7,9 @@ A module of its own, not ``conftest``: ``notebooks/`` has a ``conftest.py`` too,
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,3 +26,13 @@ DOCKER_TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
 
 #: Label of this project's images: untagged builder stages are found (and pruned) by it.
 PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
+
+
+def save_screenshot(page: Any, path: Path, asset: Path) -> Path:
+    """A full-page screenshot at ``path``; copied to the committed ``asset`` when WORKSHOP_UPDATE_SCREENSHOTS is set."""
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000, f"the screenshot {path.name} is nearly empty"
+    if os.environ.get("WORKSHOP_UPDATE_SCREENSHOTS"):
+        asset.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, asset)
+    return path

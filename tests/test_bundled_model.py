@@ -6,23 +6,14 @@ import json
 
 import pytest
 
+from workshop.bench.agreement import box_iou
 from workshop.demo.train import evaluate
 from workshop.imaging import to_bgr_array
 from workshop.registry import ModelRegistry, bundled_weights_path
 from workshop.samples import shapes_sample
-from workshop.schemas import Detection
 
 # Seeds far from the training (0), validation and held-out streams.
 FRESH_SEEDS = range(50_000, 50_040)
-
-
-def iou(detection: Detection, box: tuple[int, int, int, int]) -> float:
-    x1, y1 = max(detection.x_min, box[0]), max(detection.y_min, box[1])
-    x2, y2 = min(detection.x_max, box[2]), min(detection.y_max, box[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    area_d = (detection.x_max - detection.x_min) * (detection.y_max - detection.y_min)
-    area_b = (box[2] - box[0]) * (box[3] - box[1])
-    return inter / (area_d + area_b - inter)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def test_every_shape_is_found_with_its_class_at_iou_above_half(predictions: list
         for shape in sample.shapes:
             shapes += 1
             box = (shape.x_min, shape.y_min, shape.x_max, shape.y_max)
-            if any(d.class_name == shape.class_name and iou(d, box) > 0.5 for d in detections):
+            if any(d.class_name == shape.class_name and box_iou(d, box) > 0.5 for d in detections):
                 found += 1
     recall = found / shapes
     print(f"recall at IoU 0.5: {found}/{shapes} = {recall:.3f}")
@@ -55,7 +46,7 @@ def test_few_false_detections(predictions: list[tuple]) -> None:
         boxes = [(s.class_name, (s.x_min, s.y_min, s.x_max, s.y_max)) for s in sample.shapes]
         for d in found:
             detections += 1
-            if any(d.class_name == name and iou(d, box) > 0.5 for name, box in boxes):
+            if any(d.class_name == name and box_iou(d, box) > 0.5 for name, box in boxes):
                 correct += 1
     precision = correct / detections
     print(f"precision at IoU 0.5: {correct}/{detections} = {precision:.3f}")

@@ -6,9 +6,7 @@ Predict, read the table and see the annotated image.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,8 @@ import pytest
 
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService, start_frontend
+
+from support import save_screenshot  # tests/ is on sys.path under pytest
 
 SCREENSHOT_ASSET = Path(__file__).resolve().parents[1] / "docs" / "assets" / "ui.png"
 
@@ -58,12 +58,7 @@ def test_upload_predict_and_see_the_shapes(frontend: BackgroundService, page, tm
     expect(annotated).to_be_visible()
     assert annotated.evaluate("img => img.complete && img.naturalWidth") == sample.image.width
 
-    screenshot = tmp_path / "ui.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
-    if os.environ.get("WORKSHOP_UPDATE_SCREENSHOTS"):
-        SCREENSHOT_ASSET.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(screenshot, SCREENSHOT_ASSET)
+    save_screenshot(page, tmp_path / "ui.png", SCREENSHOT_ASSET)
 
 
 def _pids_matching(pattern: str) -> set[int]:

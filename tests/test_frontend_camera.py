@@ -12,17 +12,15 @@ real camera, its driver and its real permission prompt.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import CHROMIUM, CHROMIUM_ARGS  # tests/ is on sys.path under pytest
 from PIL import Image
-from test_bundled_model import iou
 
+from support import CHROMIUM, CHROMIUM_ARGS, save_screenshot  # tests/ is on sys.path under pytest
+from workshop.bench.agreement import box_iou
 from workshop.samples import shapes_sample
 from workshop.schemas import Detection
 from workshop.services import BackgroundService, start_frontend
@@ -115,11 +113,7 @@ def test_take_a_picture_with_the_camera_and_see_the_shapes(
     ]
     for shape in CAMERA_SAMPLE.shapes:  # every filmed shape is found, in its place
         box = (shape.x_min, shape.y_min, shape.x_max, shape.y_max)
-        assert any(d.class_name == shape.class_name and iou(d, box) > 0.5 for d in found), f"{shape} not in {rows}"
+        assert any(d.class_name == shape.class_name and box_iou(d, box) > 0.5 for d in found), f"{shape} not in {rows}"
 
-    screenshot = tmp_path / "ui-camera.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
-    if os.environ.get("WORKSHOP_UPDATE_SCREENSHOTS"):
-        shutil.copyfile(screenshot, SCREENSHOT_ASSET)
+    save_screenshot(page, tmp_path / "ui-camera.png", SCREENSHOT_ASSET)
 

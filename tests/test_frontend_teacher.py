@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,8 @@ from streamlit.testing.v1 import AppTest
 from workshop.cli import main
 from workshop.frontend import APP_PATH
 from workshop.services import BackgroundService, free_port, start_backend, start_frontend
+
+from support import save_screenshot  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow  # real server processes
 
@@ -250,9 +250,4 @@ def test_the_class_in_the_browser_row_by_row(frontend: BackgroundService, klass:
         ("Alice", "8/8", ""), ("Bob", "0/1", "health"), ("Chloé", "3/4", "models"),
     ]
 
-    screenshot = tmp_path / "ui-teacher.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
-    if os.environ.get("WORKSHOP_UPDATE_SCREENSHOTS"):
-        SCREENSHOT_ASSET.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(screenshot, SCREENSHOT_ASSET)
+    save_screenshot(page, tmp_path / "ui-teacher.png", SCREENSHOT_ASSET)

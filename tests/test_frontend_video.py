@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
 import re
-import shutil
 import wave
 from collections import Counter
 from collections.abc import Iterator
@@ -22,10 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
-from test_bundled_model import iou
 from test_frontend_apptest import batch_uploads
 
+from workshop.bench.agreement import box_iou
 from workshop.client import BackendError, WorkshopClient
 from workshop.frontend.demo_video import PanningClip, VideoFormat, panning_clip
 from workshop.frontend.video import (
@@ -43,6 +40,8 @@ from workshop.frontend.video import (
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService, start_backend, start_frontend
+
+from support import save_screenshot  # tests/ is on sys.path under pytest
 
 SCREENSHOT_ASSET = Path(__file__).resolve().parents[1] / "docs" / "assets" / "ui-video.png"
 
@@ -284,11 +283,11 @@ def test_the_shapes_in_each_sampled_frame_are_found(video_format: VideoFormat, l
         shown = [d for d in response.detections if d.confidence >= 0.25]
         for shape in whole:  # every shape wholly in the frame is found, in its place
             box = (shape.x_min, shape.y_min, shape.x_max, shape.y_max)
-            assert any(d.class_name == shape.class_name and iou(d, box) > 0.5 for d in shown), (seconds, shape, shown)
+            assert any(d.class_name == shape.class_name and box_iou(d, box) > 0.5 for d in shown), (seconds, shape, shown)
             found += 1
         for d in shown:  # and nothing is found where no shape is
             assert any(
-                d.class_name == s.class_name and iou(d, (s.x_min, s.y_min, s.x_max, s.y_max)) > 0.2 for s in whole + cut
+                d.class_name == s.class_name and box_iou(d, (s.x_min, s.y_min, s.x_max, s.y_max)) > 0.2 for s in whole + cut
             ), (seconds, d)
         # The plot's data: per class, this frame's detections, between the whole shapes and all the visible ones.
         for name in {s.class_name for s in whole + cut} | set(counts):
@@ -370,11 +369,7 @@ def test_video_page_in_the_browser_shows_the_strip_and_the_chart(
     # Streamlit sends each frame at the strip's width (200 pixels), not at the frame's 320.
     assert strip.first.evaluate("img => img.complete && img.naturalWidth") == 200
 
-    screenshot = tmp_path / "ui-video.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
-    if os.environ.get("WORKSHOP_UPDATE_SCREENSHOTS"):
-        shutil.copyfile(screenshot, SCREENSHOT_ASSET)
+    save_screenshot(page, tmp_path / "ui-video.png", SCREENSHOT_ASSET)
 
     notes = tmp_path / "notes.mp4"  # a text file with a video's name
     notes.write_text("These are my notes, not a video.\n" * 20)

@@ -40,11 +40,15 @@ class Agreement:
 def _corners(box: Any) -> tuple[float, float, float, float]:
     if isinstance(box, Mapping):
         return box["x_min"], box["y_min"], box["x_max"], box["y_max"]
+    if isinstance(box, (tuple, list)):
+        x_min, y_min, x_max, y_max = box
+        return x_min, y_min, x_max, y_max
     return box.x_min, box.y_min, box.x_max, box.y_max
 
 
 def box_iou(a: Any, b: Any) -> float:
-    """Intersection over union of two boxes, each a mapping or an object with ``x_min``, ``y_min``, ``x_max``, ``y_max``."""
+    """Intersection over union of two boxes, each a mapping or an object with ``x_min``, ``y_min``, ``x_max``,
+    ``y_max``, or a ``(x_min, y_min, x_max, y_max)`` tuple."""
     ax1, ay1, ax2, ay2 = _corners(a)
     bx1, by1, bx2, by2 = _corners(b)
     inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
