@@ -334,7 +334,8 @@ def google_apt_stand_in(docker_engine: None, tmp_path_factory: pytest.TempPathFa
 
 def _build_devcontainer_image(repository: str, base_image: str, tag: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["docker", "build", "--network", "host", "-t", tag, "--build-arg", f"BASE_IMAGE={base_image}",
+        # --force-rm: the build that must fail (a forged signature) leaves no stopped container behind.
+        ["docker", "build", "--force-rm", "--network", "host", "-t", tag, "--build-arg", f"BASE_IMAGE={base_image}",
          "--build-arg", f"GCLOUD_APT_REPOSITORY={repository}",
          "--build-arg", f"GCLOUD_APT_KEY_URL={repository}/doc/apt-key.gpg", str(DEVCONTAINER_DIR)],
         capture_output=True, text=True, timeout=1200,
