@@ -7,6 +7,7 @@ modules it calls, so a notebook can do the same thing in one import.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -317,16 +318,18 @@ def _gcp_config(args: argparse.Namespace):
         raise SystemExit("No project: pass --project PROJECT_ID (or run `gcloud config set project PROJECT_ID`).")
     # Cloud Run runs the lean image (no PyTorch: a smaller pull, a shorter cold start), under its own tag.
     lean = args.target == "cloud-run"
-    # Teardown has no such flags: the defaults stand (its names are all it needs).
-    cloud_run = {name: getattr(args, name) for name in ("cpu", "memory", "max_instances") if hasattr(args, name)}
+    # Teardown has none of deploy's own flags: DeployConfig's defaults stand (its names are all it needs).
+    deploy_only = {
+        name: getattr(args, name)
+        for name in ("cpu", "memory", "max_instances", "max_run_duration") if hasattr(args, name)
+    }
     return DeployConfig(
         project=project, region=args.region, zone=args.zone, repository=args.repository,
         tag=args.tag or ("lean" if lean else "latest"),
         local_image=args.image or f"deploy-ml-workshop/backend:{'lean' if lean else 'latest'}",
         vm_name=args.vm_name, machine_type=args.machine_type, service_name=args.service_name,
         source_range=getattr(args, "source_range", None), api_key=getattr(args, "api_key", None),
-        student=resolve_student(args.student), max_run_duration=getattr(args, "max_run_duration", "4h"),
-        **cloud_run,
+        student=resolve_student(args.student), **deploy_only,
     )
 
 
@@ -359,6 +362,10 @@ def _gcp_teardown(args: argparse.Namespace) -> int:
 
 
 def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
+    from workshop.deploy.gcp import DeployConfig
+
+    # One source for the defaults: the flags show DeployConfig's own.
+    default = {field.name: field.default for field in dataclasses.fields(DeployConfig)}
     gcp = commands.add_parser(
         "gcp", help="deploy the back-end to a Google Compute Engine VM or to Cloud Run (dry run by default)",
     )
@@ -370,17 +377,21 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     common.add_argument("--project", help="Google Cloud project id (default: gcloud's configured project)")
-    common.add_argument("--region", default="europe-west1", help="default: %(default)s")
+    common.add_argument("--region", default=default["region"], help="default: %(default)s")
     common.add_argument("--zone", help="default: <region>-b")
-    common.add_argument("--repository", default="workshop", help="Artifact Registry repository (default: %(default)s)")
+    common.add_argument(
+        "--repository", default=default["repository"], help="Artifact Registry repository (default: %(default)s)",
+    )
     common.add_argument(
         "--image", help="local image to push (default: deploy-ml-workshop/backend:latest; "
         "deploy-ml-workshop/backend:lean for cloud-run)",
     )
     common.add_argument("--tag", help="tag in the registry (default: latest; lean for cloud-run)")
-    common.add_argument("--vm-name", default="workshop-backend", help="default: %(default)s")
-    common.add_argument("--machine-type", default="e2-medium", help="default: %(default)s")
-    common.add_argument("--service-name", default="workshop-backend", help="Cloud Run service (default: %(default)s)")
+    common.add_argument("--vm-name", default=default["vm_name"], help="default: %(default)s")
+    common.add_argument("--machine-type", default=default["machine_type"], help="default: %(default)s")
+    common.add_argument(
+        "--service-name", default=default["service_name"], help="Cloud Run service (default: %(default)s)",
+    )
     common.add_argument(
         "--student", help="suffix for your VM, firewall rule, Cloud Run service and image in a project shared by a "
         "class (default: derived from your gcloud account)",
@@ -402,15 +413,19 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=600, help="vm: seconds to wait for /health (default: %(default)s)",
     )
     deploy.add_argument(
-        "--max-run-duration", default="4h", help="vm: the VM deletes itself after this long, e.g. 90m, 4h, 1d "
+        "--max-run-duration", default=default["max_run_duration"],
+        help="vm: the VM deletes itself after this long, e.g. 90m, 4h, 1d "
         "(cost guard; default: %(default)s; '' for no limit)",
     )
     deploy.add_argument(
-        "--max-instances", type=int, default=3, help="cloud-run: most instances running at once (cost guard; "
+        "--max-instances", type=int, default=default["max_instances"],
+        help="cloud-run: most instances running at once (cost guard; "
         "default: %(default)s; none run when idle)",
     )
-    deploy.add_argument("--cpu", default="2", help="cloud-run: CPUs per instance (default: %(default)s)")
-    deploy.add_argument("--memory", default="2Gi", help="cloud-run: memory per instance (default: %(default)s)")
+    deploy.add_argument("--cpu", default=default["cpu"], help="cloud-run: CPUs per instance (default: %(default)s)")
+    deploy.add_argument(
+        "--memory", default=default["memory"], help="cloud-run: memory per instance (default: %(default)s)",
+    )
     deploy.set_defaults(handler=_gcp_deploy)
 
     teardown = actions.add_parser(
