@@ -261,14 +261,30 @@ def wait_for_health(
         time.sleep(interval)
 
 
+_NO_STUDENT_NOTE = (
+    "No student name (no gcloud account found): names carry no suffix; in a project shared by a class, "
+    "pass --student NAME."
+)
+
+
+def _print_dry_run(notes: Sequence[str], steps: Sequence[Step], closing: Sequence[str], out: TextIO) -> None:
+    """The plan as a bash script: the notes and closing lines are comments, so the whole output can be pasted."""
+    for note in notes:
+        print(f"# {note}", file=out)
+    print(f"# Dry run: the {len(steps)} commands below are what --execute runs; pasted into a terminal "
+          "(bash), they do the same from any directory.", file=out)
+    print_plan(steps, out)
+    for line in closing:
+        print(f"# {line}", file=out)
+
+
 def _class_notes(config: DeployConfig) -> list[str]:
     notes = []
     if config.student:
         notes.append(f"Student '{config.student}': your VM is {config.vm_name}, your firewall rule "
                      f"{config.firewall_rule}, your image {config.image_name}.")
     else:
-        notes.append("No student name (no gcloud account found): names carry no suffix; in a project shared by "
-                     "a class, pass --student NAME.")
+        notes.append(_NO_STUDENT_NOTE)
     if config.max_run_duration:
         notes.append(f"Cost guard: the VM deletes itself {config.max_run_duration} after it starts "
                      "(--max-run-duration); deploy again for a new one.")
@@ -286,14 +302,10 @@ def deploy(
     config.work_dir.mkdir(parents=True, exist_ok=True)
     config.startup_script.write_text(startup_script_text())
     if not execute_steps:
-        # Everything printed is a bash script: the notes are comments, so the whole output can be pasted.
-        for note in [*_class_notes(config), *resolve_access(config)]:
-            print(f"# {note}", file=out)
-        steps = deploy_steps(config)
-        print(f"# Dry run: the {len(steps)} commands below are what --execute runs; pasted into a terminal "
-              "(bash), they do the same from any directory.", file=out)
-        print_plan(steps, out)
-        print(f"# then, within a few minutes: curl http://{var(EXTERNAL_IP)}:{config.port}/health", file=out)
+        _print_dry_run(
+            [*_class_notes(config), *resolve_access(config)], deploy_steps(config),
+            [f"then, within a few minutes: curl http://{var(EXTERNAL_IP)}:{config.port}/health"], out,
+        )
         return None
     for note in _class_notes(config):
         print(note, file=out)
@@ -379,8 +391,7 @@ def _cloud_run_notes(config: DeployConfig) -> list[str]:
         notes = [f"Student '{config.student}': your Cloud Run service is {config.service_name}, your image "
                  f"{config.image_name}."]
     else:
-        notes = ["No student name (no gcloud account found): names carry no suffix; in a project shared by a class, "
-                 "pass --student NAME."]
+        notes = [_NO_STUDENT_NOTE]
     notes.append(f"Cost guard: at most {config.max_instances} instances (--max-instances), none when idle "
                  f"(--min-instances 0: nothing billed then; the first request after a pause waits for a cold start).")
     notes.append(f"Each instance takes {config.concurrency} requests at once, the server's own queue "
@@ -400,14 +411,7 @@ def deploy_cloud_run(
     notes = [*_cloud_run_notes(config), *resolve_api_key(config)]
     steps = cloud_run_deploy_steps(config)
     if not execute_steps:
-        # Everything printed is a bash script: the notes are comments, so the whole output can be pasted.
-        for note in notes:
-            print(f"# {note}", file=out)
-        print(f"# Dry run: the {len(steps)} commands below are what --execute runs; pasted into a terminal "
-              "(bash), they do the same from any directory.", file=out)
-        print_plan(steps, out)
-        for line in _cloud_run_closing(config):
-            print(f"# {line}", file=out)
+        _print_dry_run(notes, steps, _cloud_run_closing(config), out)
         return None
     for note in notes:
         print(note, file=out)
