@@ -7,11 +7,12 @@ opened; the page finds the sidebar's choices with :func:`page_context`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
 from workshop.client import BackendError, BackendUnavailableError, WorkshopClient
-from workshop.frontend.logic import TEST_MODE_MODEL
+from workshop.frontend.logic import CONFIDENCE_FLOOR, TEST_MODE_MODEL
 from workshop.settings import Settings
 
 _CONTEXT_KEY = "page_context"
@@ -104,3 +105,11 @@ def model_picker(context: PageContext, key: str) -> str | None:
     models = model_choices(context.client, context.test_mode)
     # No selectbox while the list is empty: an empty one would keep "no model" even after the URL is fixed.
     return st.selectbox("Model", models, key=key) if models else None
+
+
+def confidence_slider(where: Any, context: PageContext, key: str) -> float:
+    """The confidence threshold, from the floor the back-end is asked with up to 1; starts at the server's default.
+
+    Moving it filters the answers already received: the back-end is asked once, at the floor.
+    """
+    return where.slider("Confidence threshold", CONFIDENCE_FLOOR, 1.0, context.settings.confidence, 0.05, key=key)

@@ -26,7 +26,9 @@ from workshop.frontend.logic import (
     image_digest,
     result_json,
 )
-from workshop.frontend.shared import PageContext, model_picker, page_context, show_backend_error
+from workshop.frontend.shared import (
+    PageContext, confidence_slider, model_picker, page_context, show_backend_error,
+)
 from workshop.imaging import ImageError, decode_image, encode_image
 from workshop.samples import PHOTOS, photo, shapes_sample
 from workshop.schemas import PredictResponse
@@ -163,7 +165,7 @@ def images_page(context: PageContext) -> None:
     images = input_images(context.settings)
     model = model_picker(context, key="model")
     left, right = st.columns(2)
-    min_confidence = left.slider("Confidence threshold", CONFIDENCE_FLOOR, 1.0, 0.25, 0.05, key="confidence")
+    min_confidence = confidence_slider(left, context, key="confidence")
     iou = right.slider("IoU threshold (overlapping boxes)", 0.1, 1.0, 0.7, 0.05, key="iou")
 
     if st.button("Predict", type="primary", key="predict", disabled=not images or not model):

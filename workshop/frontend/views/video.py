@@ -20,7 +20,9 @@ from workshop.client import BackendError
 from workshop.drawing import draw_detections
 from workshop.frontend.demo_video import panning_clip
 from workshop.frontend.logic import CONFIDENCE_FLOOR, fake_prediction, filter_detections, image_digest
-from workshop.frontend.shared import PageContext, model_picker, page_context, show_backend_error
+from workshop.frontend.shared import (
+    PageContext, confidence_slider, model_picker, page_context, show_backend_error,
+)
 from workshop.frontend.video import (
     SAMPLING_RATES,
     VIDEO_TYPES,
@@ -157,7 +159,7 @@ def video_page(context: PageContext) -> None:
     model = model_picker(context, key="video_model")
     left, right = st.columns(2)
     rate = left.select_slider("Frames analysed per second", SAMPLING_RATES, value=2.0, key="video_rate")
-    min_confidence = right.slider("Confidence threshold", CONFIDENCE_FLOOR, 1.0, 0.25, 0.05, key="video_confidence")
+    min_confidence = confidence_slider(right, context, key="video_confidence")
 
     video, key = None, None
     if chosen:
