@@ -134,13 +134,13 @@ class ComposeStack:
         """Stop and remove the containers, the network and the volumes."""
         self._compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300)
 
-    def container(self, service: str) -> str:
-        """The container id of a service."""
-        return self._compose("ps", "-q", service).strip()
-
     def containers(self, service: str) -> list[str]:
         """The container ids of every replica of a service."""
         return self._compose("ps", "-q", service).split()
+
+    def container(self, service: str) -> str:
+        """The container id of a service (its first replica; empty when it has none)."""
+        return next(iter(self.containers(service)), "")
 
     def inspect(self, service: str) -> dict:
         """``docker inspect`` of a service's container."""
