@@ -36,3 +36,8 @@ def save_screenshot(page: Any, path: Path, asset: Path) -> Path:
         asset.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, asset)
     return path
+
+
+def batch_uploads(server: Any) -> int:
+    """How many ``/predict/batch/upload`` requests a back-end (a ``BackgroundService``) has logged."""
+    return server.count_in_log('"path": "/predict/batch/upload"')

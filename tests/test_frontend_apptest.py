@@ -11,6 +11,8 @@ from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService, free_port
 
+from support import batch_uploads  # tests/ is on sys.path under pytest
+
 pytestmark = pytest.mark.slow
 
 
@@ -170,10 +172,6 @@ def video_page(backend_url: str) -> AppTest:
 
 def upload_video(app: AppTest, name: str, data: bytes) -> AppTest:
     return app.file_uploader(key="video_file").set_value([(name, data, "video/mp4")]).run()
-
-
-def batch_uploads(server: BackgroundService) -> int:
-    return server.count_in_log('"path": "/predict/batch/upload"')
 
 
 def chart_counts(app: AppTest) -> dict[str, list[int]]:

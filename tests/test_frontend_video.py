@@ -20,7 +20,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_frontend_apptest import batch_uploads
 
 from workshop.bench.agreement import box_iou
 from workshop.client import BackendError, WorkshopClient
@@ -41,7 +40,7 @@ from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService, start_backend, start_frontend
 
-from support import save_screenshot  # tests/ is on sys.path under pytest
+from support import batch_uploads, save_screenshot  # tests/ is on sys.path under pytest
 
 SCREENSHOT_ASSET = Path(__file__).resolve().parents[1] / "docs" / "assets" / "ui-video.png"
 
