@@ -1,5 +1,9 @@
 """How the test suite runs the notebooks (nbval): offline, fast mode, private caches.
 
+The solutions (``solutions/en``, ``solutions/fr``) are what runs; the student versions
+(``en/``, ``fr/``) are generated from them with their exercises blanked, so they are not run
+(``tests/test_notebook_track.py`` checks they are up to date).
+
 Kernels inherit this process's environment, so these variables reach the notebooks.
 Offline on purpose: the checked outputs were recorded with the bundled model.
 """
@@ -13,16 +17,29 @@ os.environ.setdefault("WORKSHOP_NOTEBOOK_FAST", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(_scratch, "ultralytics"))
 os.environ["WORKSHOP_WEIGHTS_DIR"] = os.path.join(_scratch, "weights")
 
+collect_ignore_glob = ["en/*", "fr/*", "[0-9][0-9]_*.ipynb"]
+
+
+def _needs_docker(path: str) -> bool:
+    """A notebook says it needs Docker in its metadata: ``"workshop": {"docker": true}``."""
+    import json
+
+    with open(path, encoding="utf-8") as notebook:
+        return bool(json.load(notebook).get("metadata", {}).get("workshop", {}).get("docker"))
+
 
 def pytest_collection_modifyitems(items):
     """Notebook cells start servers, train models, build images: mark them so `-m "not slow"` skips them."""
     import pytest
 
+    needs_docker: dict[str, bool] = {}
     for item in items:
         path = str(item.fspath)
         if path.endswith(".ipynb"):
             item.add_marker(pytest.mark.slow)
-            if "docker" in path:
+            if path not in needs_docker:
+                needs_docker[path] = _needs_docker(path)
+            if needs_docker[path]:
                 item.add_marker(pytest.mark.docker)
 
 

@@ -10,6 +10,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image
 
@@ -18,6 +19,32 @@ from workshop.registry import ModelRegistry
 from workshop.samples import photo, shapes_sample
 from workshop.settings import BUNDLED_MODEL, Settings
 from workshop.yolo_env import network_available
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The project's folder (where ``docker-compose.yml`` is): the first such folder above ``start`` (the
+    working directory), else the one this package was installed from."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "docker-compose.yml").is_file() and (folder / "workshop").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+def go_to_project_root() -> Path:
+    """Make the project's folder the working directory, as a terminal in the codespace starts.
+
+    The notebooks' shell commands (``docker build -f backend/Dockerfile .``...) are written as a student
+    types them in a terminal at the project's root. The language of the checkpoints' messages is taken
+    from the notebook's folder (``fr`` or ``en``) first, since the working directory changes here.
+    """
+    from workshop.checkpoints import LANGUAGE_VARIABLE, language
+
+    os.environ.setdefault(LANGUAGE_VARIABLE, language())
+    root = project_root()
+    os.chdir(root)
+    print(f"Working directory: the project's root, {root.name}/")
+    return root
 
 
 def fast_mode() -> bool:
