@@ -174,7 +174,9 @@ def test_terminals_and_notebooks_find_the_venv_first(config: dict) -> None:
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()
     assert Path(kernels).is_relative_to(ROOT / ".venv"), f"the notebooks' kernel python3 comes from {kernels}"
-    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    notebooks = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+    assert len(notebooks) >= 32, "the track: 8 notebooks, in English and French, as solutions and student versions"
+    for notebook in notebooks:
         assert json5.loads(notebook.read_text())["metadata"]["kernelspec"]["name"] == "python3", notebook.name
 
 
@@ -230,8 +232,11 @@ def test_readme_jupyterlab_command_serves_the_notebooks_through_a_forwarded_host
         assert requests.get(contents, headers=forwarded, timeout=10).status_code == 403, "no token, no notebooks"
         answer = requests.get(contents, headers=forwarded | {"Authorization": f"token {token}"}, timeout=10)
         assert answer.status_code == 200, answer.text
-        names = {item["name"] for item in answer.json()["content"]}
-        assert {path.name for path in (ROOT / "notebooks").glob("*.ipynb")} <= names
+        folders = {item["name"] for item in answer.json()["content"] if item["type"] == "directory"}
+        assert {"en", "fr", "solutions"} <= folders, folders
+        french = requests.get(f"{contents}/fr", headers=forwarded | {"Authorization": f"token {token}"}, timeout=10)
+        names = {item["name"] for item in french.json()["content"]}
+        assert {path.name for path in (ROOT / "notebooks" / "fr").glob("*.ipynb")} <= names and len(names) >= 8
     assert not service.running
 
     # Why the README says --ip 0.0.0.0: bound to localhost only, Jupyter refuses any other host name.
