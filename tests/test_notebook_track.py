@@ -120,6 +120,15 @@ def test_each_notebook_opens_with_its_goal_and_ends_with_what_to_remember(langua
         assert guide_path in last and f"{step} {number}" in last, f"{path.name}: no link to the guide's {step} {number}"
         assert f"{GUIDE[language][1]} {number} " in guide, f"the guide has no {step} {number}"
         assert f"notebooks/{language}/{path.name}" in guide, f"the guide does not link to {path.name}"
+        for anchor in re.findall(re.escape(guide_path) + r"#([\w-]+)", last):
+            assert anchor in guide_anchors(guide), f"{path.name} links to #{anchor}, which the guide lacks"
+
+
+def guide_anchors(markdown: str) -> set[str]:
+    """The anchors MkDocs gives the guide's headings (Python-Markdown's default slugify)."""
+    from markdown.extensions.toc import slugify
+
+    return {slugify(heading, "-") for heading in re.findall(r"^#+ (.+)$", markdown, flags=re.M)}
 
 
 def test_student_notebooks_are_up_to_date() -> None:
