@@ -7,6 +7,7 @@ behave the same on a laptop with internet and on the offline CI machine.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,16 +26,36 @@ from workshop.backend import create_app  # noqa: E402
 from workshop.registry import ModelRegistry  # noqa: E402
 from workshop.samples import shapes_sample  # noqa: E402
 from workshop.services import BackgroundService, start_backend  # noqa: E402
-from workshop.settings import Settings  # noqa: E402
+from workshop.settings import BUNDLED_MODEL, Settings  # noqa: E402
 
 from support import (  # noqa: E402  (tests/ is on sys.path under pytest)
     CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, PROJECT_SOURCE, REPO_ROOT,
 )
 
 
+@pytest.fixture(scope="session")
+def bundled_exports() -> Path:
+    """The bundled model's exports and engine choice, made once in the session's weights folder (the default, auto)."""
+    registry = ModelRegistry(Settings(weights_dir=_SESSION_DIR / "weights"))
+    registry.get("shapes")
+    return registry.settings.exports_dir
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Default settings with a private, empty weights folder."""
+def settings(tmp_path: Path, bundled_exports: Path) -> Settings:
+    """Default settings with a private weights folder holding only the bundled model's exports.
+
+    Hard links to the session's: a server started on it does not export again (seconds each time),
+    as a machine that has run the server once does not.
+    """
+    shared = [path for path in bundled_exports.iterdir() if path.name.startswith(f"{BUNDLED_MODEL}-")]
+    for path in shared:
+        target = tmp_path / "weights" / "exports" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, target, copy_function=os.link)
+        else:
+            os.link(path, target)
     return Settings(weights_dir=tmp_path / "weights")
 
 

@@ -53,6 +53,8 @@ def test_models_lists_metadata(api: TestClient) -> None:
     shapes = models["shapes"]
     assert shapes["classes"] == ["circle", "square", "triangle"]
     assert shapes["source"] == "bundled" and shapes["loaded"] and shapes["available"] and shapes["default"]
+    # The default engine, auto: the faster exported runtime here, the one that answers predictions.
+    assert shapes["engine"] in ("onnx", "openvino") and shapes["image_size"] == 320
     assert models["yolo26n"]["available"] is False and "no network" in models["yolo26n"]["reason"]
 
 
@@ -78,7 +80,11 @@ def test_predict_keeps_the_original_lab_contract(api: TestClient, shapes_png: by
 
 
 def test_predict_without_model_uses_the_default_and_says_so(api: TestClient, shapes_png: bytes) -> None:
-    assert api.post("/predict", json={"image": b64(shapes_png)}).json()["model"] == "shapes"
+    answer = api.post("/predict", json={"image": b64(shapes_png)}).json()
+    assert answer["model"] == "shapes"
+    # On the engine /models names for it: the default, auto, chose an exported one.
+    listed = next(model for model in api.get("/models").json() if model["name"] == "shapes")
+    assert answer["engine"] == listed["engine"] and answer["engine"] in ("onnx", "openvino")
 
 
 def test_data_url_prefix_is_accepted(api: TestClient, shapes_png: bytes) -> None:

@@ -19,6 +19,7 @@ from workshop.backend.app import create_app
 from workshop.bench.agreement import box_iou
 from workshop.engines import ENGINE_NAMES, InferenceParameters
 from workshop.engines.base import detections_from_arrays
+from workshop.engines import auto
 from workshop.engines import export as export_module
 from workshop.engines.export import ExportRecord, export_directory, export_model, find_export
 from workshop.engines.exported import ExportedEngine
@@ -132,13 +133,13 @@ def test_an_exported_engine_takes_any_image_size_as_pytorch_does(registries: dic
 
 
 def test_the_api_says_which_engine_serves_each_model(weights_dir: Path) -> None:
-    settings = Settings(_env_file=None, weights_dir=weights_dir, model_engines={"shapes": "openvino"})
+    settings = Settings(_env_file=None, weights_dir=weights_dir, engine="pytorch", model_engines={"shapes": "openvino"})
     app = create_app(settings, ModelRegistry(settings))
     with TestClient(app) as client:
         app.state.warmup.done.wait(timeout=120)
         models = {model["name"]: model for model in client.get("/models").json()}
         assert models["shapes"]["engine"] == "openvino" and models["shapes"]["image_size"] == 320
-        assert models["yolo26n"]["engine"] == "pytorch"  # the setting's default for the others
+        assert models["yolo26n"]["engine"] == "pytorch"  # WORKSHOP_ENGINE for the others
         png = encode_image(shapes_sample(seed=2).image)
         answer = client.post("/predict/upload", files={"file": ("s.png", png, "image/png")})
         assert answer.status_code == 200 and answer.json()["engine"] == "openvino"
@@ -164,16 +165,90 @@ print(len(found), sorted(name for name in ("torch", "torchvision", "ultralytics"
     assert imported == "[]"
 
 
+def test_auto_serves_each_model_on_the_faster_exported_engine_and_caches_the_choice(
+    registries: dict[str, ModelRegistry], weights_dir: Path
+) -> None:
+    """The default engine: both exports timed on this CPU once, the faster one serves, later servers reuse the choice."""
+    for engine in EXPORTED:
+        registries[engine].get("shapes")  # both exports exist, as after a first start
+    first = ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir))
+    assert first.settings.engine == "auto"
+    served = first.get("shapes").engine.name
+    choice = json.loads(auto.choice_path(first.settings.exports_dir, "shapes").read_text())
+    assert set(choice["timings_ms"]) == set(EXPORTED) and all(ms > 0 for ms in choice["timings_ms"].values())
+    assert served == choice["engine"] == min(choice["timings_ms"], key=choice["timings_ms"].get)
+    assert choice["cpu"] == auto.cpu_name() and "faster" in choice["reason"]
+    # Same answers as PyTorch, on the engine chosen.
+    picture, params = shapes_sample(seed=7).image, first.default_parameters()
+    expected, got = registries["pytorch"].get("shapes").predict(picture, params), first.get("shapes").predict(picture, params)
+    assert [d.class_name for d in got] == [d.class_name for d in expected] and got
+    assert all(box_iou(a, b) > 0.95 for a, b in zip(got, expected))
+
+    stamp = auto.choice_path(weights_dir / "exports", "shapes").stat().st_mtime_ns
+    second = ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir))
+    assert second.info(["shapes"])[0].engine == served  # /models says it before the model loads
+    assert second.get("shapes").engine.name == served
+    assert auto.choice_path(weights_dir / "exports", "shapes").stat().st_mtime_ns == stamp  # not timed again
+    with pytest.raises(AttributeError, match='engine="pytorch"'):
+        _ = second.get("shapes").yolo  # Ultralytics' Results API: PyTorch, asked for by name
+    assert registries["pytorch"].get("shapes").yolo.names == {0: "circle", 1: "square", 2: "triangle"}
+
+
+def test_auto_is_timed_again_on_another_cpu(registries: dict[str, ModelRegistry], weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for engine in EXPORTED:
+        registries[engine].get("shapes")
+    ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir)).get("shapes")
+    assert auto.cached_choice("shapes", bundled_weights_path(), weights_dir / "exports") is not None
+    monkeypatch.setattr(auto, "cpu_name", lambda: "Another CPU")
+    assert auto.cached_choice("shapes", bundled_weights_path(), weights_dir / "exports") is None
+    ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir)).get("shapes")
+    assert json.loads(auto.choice_path(weights_dir / "exports", "shapes").read_text())["cpu"] == "Another CPU"
+
+
+def test_auto_keeps_the_one_runtime_installed_without_timing(
+    registries: dict[str, ModelRegistry], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean image: one exported runtime and its export, no PyTorch: that runtime, nothing timed or written."""
+    directory = registries["onnx"].get("shapes").engine.directory
+    shutil.copytree(directory, tmp_path / "exports" / directory.name)
+    monkeypatch.setattr(export_module, "exporting_available", lambda: False)
+    monkeypatch.setattr(auto, "runtime_installed", lambda engine: engine == "onnx")
+    registry = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))
+    assert registry.info(["shapes"])[0].engine == "onnx" and registry.info(["shapes"])[0].available
+    assert registry.get("shapes").engine.name == "onnx"
+    assert not auto.choice_path(tmp_path / "exports", "shapes").exists()
+
+
+def test_auto_falls_back_to_pytorch_when_no_export_can_be_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network Ultralytics cannot export (here: every export fails) still serves, on PyTorch."""
+
+    def refuse(*_: object, **__: object) -> Path:
+        raise ModelUnavailableError("Exporting failed: unsupported layer")
+
+    monkeypatch.setattr(export_module, "export_model", refuse)
+    registry = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))
+    model = registry.get("shapes")
+    assert model.engine.name == "pytorch" and registry.info(["shapes"])[0].engine == "pytorch"
+    assert model.predict(shapes_sample(seed=3).image, registry.default_parameters())
+    monkeypatch.setattr(auto, "runtime_installed", lambda engine: engine == "pytorch")  # no exported runtime at all
+    assert ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path)).info(["shapes"])[0].engine == "pytorch"
+
+
 def test_without_pytorch_the_reasons_say_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(export_module, "exporting_available", lambda: False)
     monkeypatch.setattr("workshop.engines.exporting_available", lambda: False)
-    on_pytorch = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))
+    on_pytorch = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path, engine="pytorch"))
     assert "no PyTorch" in on_pytorch.info(["shapes"])[0].reason
     on_onnx = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path, engine="onnx"))
     reason = on_onnx.info(["shapes"])[0].reason
-    assert "workshop export --model shapes --engine onnx" in reason
+    assert "workshop export shapes --engines onnx" in reason
     with pytest.raises(ModelUnavailableError, match="workshop export"):
         on_onnx.get("shapes")
+    on_auto = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))  # the default, with no export to run
+    info = on_auto.info(["shapes"])[0]
+    assert not info.available and "no export of 'shapes'" in info.reason and "workshop export shapes" in info.reason
+    with pytest.raises(ModelUnavailableError, match="EXPORT_MODELS"):
+        on_auto.get("shapes")
 
 
 def test_letterbox_maps_boxes_back_to_the_picture() -> None:

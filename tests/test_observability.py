@@ -55,7 +55,9 @@ def test_metrics_in_prometheus_format(api: TestClient, shapes_png: bytes) -> Non
     text = api.get("/metrics").text
     assert 'workshop_requests_total{method="POST",route="/predict",status="200"}' in text
     assert 'workshop_requests_total{method="POST",route="/predict",status="422"}' in text
-    assert 'workshop_inference_duration_seconds_count{engine="pytorch",model="shapes"}' in text
+    engine = next(model["engine"] for model in api.get("/models").json() if model["name"] == "shapes")
+    assert engine in ("onnx", "openvino")  # the default, auto: an exported engine when one is installed
+    assert f'workshop_inference_duration_seconds_count{{engine="{engine}",model="shapes"}}' in text
     assert "workshop_inference_queue_depth" in text
     assert 'workshop_model_load_seconds{model="shapes"}' in text
     assert "process_resident_memory_bytes" in text

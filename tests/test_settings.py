@@ -16,6 +16,7 @@ def test_defaults() -> None:
     assert settings.default_model == "auto"
     assert settings.public_models == ["yolo26n", "yolo26s", "yolo26m"]
     assert settings.cors_origins == []
+    assert settings.engine == "auto" and settings.engine_for("shapes") == "auto"  # the fastest engine here
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -26,6 +27,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("WORKSHOP_PUBLIC_MODELS", "yolo11n,yolo11s")
     monkeypatch.setenv("WORKSHOP_MAX_UPLOAD_BYTES", "1234")
     monkeypatch.setenv("WORKSHOP_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("WORKSHOP_ENGINE", "pytorch")
+    monkeypatch.setenv("WORKSHOP_MODEL_ENGINES", "shapes=auto,yolo26n=onnx")
     settings = Settings(_env_file=None)
     assert settings.port == 9001
     assert settings.weights_dir == tmp_path
@@ -34,9 +37,10 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.public_models == ["yolo11n", "yolo11s"]
     assert settings.max_upload_bytes == 1234
     assert settings.log_level == "debug"
+    assert [settings.engine_for(name) for name in ("shapes", "yolo26n", "mine")] == ["auto", "onnx", "pytorch"]
 
 
-@pytest.mark.parametrize(("variable", "value"), [("WORKSHOP_PORT", "0"), ("WORKSHOP_CONFIDENCE", "1.5"), ("WORKSHOP_LOG_LEVEL", "loud")])
+@pytest.mark.parametrize(("variable", "value"), [("WORKSHOP_PORT", "0"), ("WORKSHOP_CONFIDENCE", "1.5"), ("WORKSHOP_LOG_LEVEL", "loud"), ("WORKSHOP_ENGINE", "tensorrt")])
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):

@@ -10,7 +10,8 @@ Three kinds of model:
 * ``file``: any weights file registered at run time, e.g. one you trained.
 
 Models load lazily, once, on first use, on the engine the settings choose
-(:mod:`workshop.engines`). Each loaded model lets at most ``engine.lanes``
+(:mod:`workshop.engines`); by default (``auto``) the faster exported engine on this
+CPU, exported once and cached, or PyTorch when the model cannot be exported. Each loaded model lets at most ``engine.lanes``
 predictions run at once and the others wait their turn: one for PyTorch
 (Ultralytics documents that a model object must not predict from several
 threads at once, and PyTorch already spreads one inference over every core),
@@ -35,6 +36,7 @@ from PIL import Image
 
 from workshop.engines import Engine, EngineName, InferenceParameters, load_engine, resolve_threads
 from workshop.engines import engine_unavailable_reason
+from workshop.engines.auto import choose_engine, likely_engine, runtime_installed
 from workshop.engines.export import find_export
 from workshop.model_errors import (
     InferenceError,
@@ -66,6 +68,9 @@ logger = logging.getLogger(__name__)
 PUBLIC_MODEL_PATTERN = re.compile(r"^(yolov8|yolo11|yolo12|yolo26)[nsmlx]$")
 
 ModelSource = Literal["bundled", "ultralytics", "file"]
+
+#: The blank pictures a warm-up runs: one per usual aspect ratio, so one per input shape requests will have.
+WARM_UP_SIZES = ((640, 480), (480, 640), (600, 400), (400, 600), (1280, 720), (720, 1280), (640, 640))
 
 
 def bundled_weights_path() -> Path:
@@ -106,6 +111,11 @@ class LoadedModel:
     @property
     def yolo(self) -> Any:
         """The Ultralytics ``YOLO`` object (PyTorch engine only), for its ``Results`` API."""
+        if self.engine.name != "pytorch":
+            raise AttributeError(
+                f"The model '{self.spec.name}' runs on {self.engine.name}; Ultralytics' Results API needs the "
+                "PyTorch engine: ask for it with ModelRegistry(Settings(engine=\"pytorch\"))."
+            )
         return self.engine.yolo  # type: ignore[attr-defined]
 
     def predict(
@@ -212,16 +222,32 @@ class ModelRegistry:
         raise UnknownModelError(f"Unknown model '{name}'. Valid models: {', '.join(self.names())}.")
 
     def engine_for(self, name: str) -> EngineName:
-        """The engine that runs (or will run) the model called ``name``."""
-        return self.settings.engine_for(name)
+        """The engine that runs (or will run) the model called ``name``.
+
+        With ``auto``, before the model loads: the engine its cached choice names, else the one it
+        will most likely pick (nothing is exported or timed just to answer this).
+        """
+        loaded = self._loaded.get(name)
+        if loaded is not None:
+            return loaded.engine.name
+        choice = self.settings.engine_for(name)
+        if choice != "auto":
+            return choice
+        spec = self.spec(name)
+        return likely_engine(spec.name, spec.weights, self.settings.exports_dir)
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         """Why ``spec`` cannot be served now, or None when it can."""
         if spec.name in self._loaded:
             return None
-        engine_reason = engine_unavailable_reason(
-            self.engine_for(spec.name), spec.name, spec.weights, self.settings.exports_dir
-        )
+        engine = self.engine_for(spec.name)
+        if self.settings.engine_for(spec.name) == "auto" and engine == "pytorch" and not runtime_installed("pytorch"):
+            return (
+                f"There is no export of '{spec.name}' in {self.settings.exports_dir} and no PyTorch here to run "
+                f"its weights (the lean image); run `workshop export {spec.name}` where PyTorch is installed, "
+                "or rebuild the image with this model in EXPORT_MODELS."
+            )
+        engine_reason = engine_unavailable_reason(engine, spec.name, spec.weights, self.settings.exports_dir)
         if engine_reason is not None:
             return engine_reason
         if spec.weights_present() or self.engine_for(spec.name) != "pytorch" and self._has_export(spec):
@@ -276,19 +302,18 @@ class ModelRegistry:
         reason = self.unavailable_reason(spec)
         if reason is not None:
             raise ModelUnavailableError(reason)
-        engine_name = self.engine_for(spec.name)
         started = time.perf_counter()
+        threads = resolve_threads(self.settings.inference_threads)
         if spec.source == "ultralytics":
             spec.weights.parent.mkdir(parents=True, exist_ok=True)
         try:
+            engine_name = self.settings.engine_for(spec.name)
+            if engine_name == "auto":  # exports (once) and times (once per CPU) what is missing; seconds, then cached
+                choice = choose_engine(spec.name, spec.weights, self.settings.exports_dir, threads)
+                logger.info("Engine of %s: %s, %s", spec.name, choice.engine, choice.reason)
+                engine_name = choice.engine
             # Given a full path to a missing asset, Ultralytics downloads it to that path.
-            engine = load_engine(
-                engine_name,
-                spec.name,
-                spec.weights,
-                self.settings.exports_dir,
-                resolve_threads(self.settings.inference_threads),
-            )
+            engine = load_engine(engine_name, spec.name, spec.weights, self.settings.exports_dir, threads)
         except ModelError as error:
             raise ModelUnavailableError(f"Model '{spec.name}': {error}") from error
         except Exception as error:  # noqa: BLE001 - download, unpickling or runtime errors of any kind
@@ -299,9 +324,14 @@ class ModelRegistry:
         return LoadedModel(spec=spec, engine=engine, load_seconds=seconds)
 
     def warm_up(self, name: str | None = None) -> LoadedModel:
-        """Load a model and run it once on a blank image, so the first real request is not slow."""
+        """Load a model and run it once on a blank picture of each usual shape, so the first real request is not slow.
+
+        Each input shape costs more the first time (OpenVINO and ONNX Runtime prepare their
+        kernels for it, PyTorch its buffers): photos and frames are 4:3, 3:2 or 16:9, either way up, or square.
+        """
         model = self.get(name)
-        model.predict(Image.new("RGB", (64, 64)), self.default_parameters())
+        for size in WARM_UP_SIZES:
+            model.predict(Image.new("RGB", size), self.default_parameters())
         return model
 
     def default_parameters(self) -> InferenceParameters:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from workshop.engines.base import EngineName
+from workshop.engines.base import EngineChoice
 from workshop.links import in_codespace
 
 #: The bundled model's name; it ships inside the package and needs no network.
@@ -56,12 +56,13 @@ class Settings(BaseSettings):
     warmup: bool = Field(True, description="Load and warm up the default model when the server starts.")
 
     # Engines: the runtime that executes each model (see docs/benchmarks.md for how they compare).
-    engine: EngineName = Field(
-        "pytorch",
-        description="Runtime of every model: pytorch, onnx (ONNX Runtime) or openvino; exports are made on "
-        "first use and cached in WEIGHTS_DIR/exports.",
+    engine: EngineChoice = Field(
+        "auto",
+        description="Runtime of every model: auto (the faster of ONNX Runtime and OpenVINO on this CPU, timed once; "
+        "PyTorch when the model cannot be exported), pytorch, onnx (ONNX Runtime) or openvino; exports are made "
+        "once and cached in WEIGHTS_DIR/exports.",
     )
-    model_engines: Annotated[dict[str, EngineName], NoDecode] = Field(
+    model_engines: Annotated[dict[str, EngineChoice], NoDecode] = Field(
         default_factory=dict, description="Engine per model, overriding ENGINE, as name=engine pairs: 'shapes=onnx'."
     )
     inference_threads: int = Field(
@@ -140,8 +141,8 @@ class Settings(BaseSettings):
         """Where exported engines (ONNX, OpenVINO) are cached: next to the downloaded weights."""
         return Path(self.weights_dir) / "exports"
 
-    def engine_for(self, model: str) -> EngineName:
-        """The engine that runs ``model``: its own entry in MODEL_ENGINES, else ENGINE."""
+    def engine_for(self, model: str) -> EngineChoice:
+        """The engine asked for ``model``: its own entry in MODEL_ENGINES, else ENGINE (maybe ``auto``)."""
         return self.model_engines.get(model, self.engine)
 
     @field_validator("api_key", mode="before")

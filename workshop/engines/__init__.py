@@ -3,18 +3,20 @@
 :func:`load_engine` is the one entry point the registry uses. PyTorch runs the
 weights as trained; the two others run an export of the same weights, made by
 Ultralytics on first use (or at image build time) and cached in the weights folder.
+The default setting, ``auto``, picks one per model (:mod:`workshop.engines.auto`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from workshop.engines.base import ENGINE_NAMES, Engine, EngineName, InferenceParameters, resolve_threads
+from workshop.engines.base import ENGINE_NAMES, Engine, EngineChoice, EngineName, InferenceParameters, resolve_threads
 from workshop.engines.export import exporting_available, export_model, find_export
 
 __all__ = [
     "ENGINE_NAMES",
     "Engine",
+    "EngineChoice",
     "EngineName",
     "InferenceParameters",
     "load_engine",
@@ -48,5 +50,5 @@ def engine_unavailable_reason(engine: EngineName, model: str, weights: Path, exp
         return None
     return (
         f"There is no {engine} export of '{model}' in {exports_dir} and no PyTorch here to make one; run "
-        f"`workshop export --model {model} --engine {engine}` where PyTorch is installed."
+        f"`workshop export {model} --engines {engine}` where PyTorch is installed."
     )

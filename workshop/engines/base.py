@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, get_args
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 from PIL import Image
@@ -20,6 +20,9 @@ from workshop.schemas import Detection, EngineName
 
 #: Every engine this package can run, in the order the benchmark shows them.
 ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
+
+#: What the settings may ask for: one engine, or ``auto``, the fastest one here (see :mod:`workshop.engines.auto`).
+EngineChoice = Literal["auto", "pytorch", "onnx", "openvino"]
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def export_model(
     if not exporting_available():
         raise ModelUnavailableError(
             f"There is no {engine} export of '{model}' in {exports_dir}, and this installation has no PyTorch to "
-            f"make one. Run `workshop export --model {model} --engine {engine}` where PyTorch is installed "
+            f"make one. Run `workshop export {model} --engines {engine}` where PyTorch is installed "
             "(the lean image does it at build time)."
         )
     from workshop.yolo_env import import_yolo
