@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from workshop.bench.load import prepare_request, run_load
-from workshop.bench.report import goal_ratios, goal_rows
+from workshop.bench.peer import PeerResults, PeerRound
+from workshop.bench.report import goal_ratios, goal_rows, peer_goal_rows
 from workshop.bench.runner import ModelResults, PairedRound
 from workshop.bench.stats import LatencySummary
 from workshop.extras import requirements
@@ -28,7 +29,8 @@ def test_a_short_benchmark_run_writes_every_section(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = output.read_text()
-    for heading in ("## Goals", "## Engines, in process", "## Same answers?", "## The API under load", "## Cold start"):
+    for heading in ("## Goals", "## Engines, in process", "## Same answers?", "## The API under load",
+                    "## The default server against the original lab's back-end", "## Cold start"):
         assert heading in report
     api_rows = [line for line in report.splitlines() if re.match(r"\| shapes \| (pytorch|onnx) \| (multipart|base64) \|", line)]
     assert len(api_rows) == 6  # 2 engines x (multipart at 1 and 2 clients + base64 at 1)
@@ -38,6 +40,15 @@ def test_a_short_benchmark_run_writes_every_section(tmp_path: Path) -> None:
     assert matched == total and int(total) > 0
     assert re.search(r"\| `workshop serve`, onnx engine \| \d+\.\d\d \|", report)
     assert re.search(r"\| API p50 at 1 client ÷ raw p50 \| shapes \| onnx \| \d\.\d{3}× \(median of 3 rounds: ", report)
+    # The default server (auto) against the naive peer, same model, same picture, in the same run.
+    assert re.search(r"\| `workshop serve`, auto engine \(the default\) \| \d+\.\d\d \|", report)
+    peer_goal = re.search(r"\| default server ÷ peer: req/s at 8 clients \| shapes \| default \((onnx|openvino)\) vs peer \| "
+                          r"(\d+\.\d{3})× \(median of 3 rounds", report)
+    assert peer_goal, report
+    assert float(peer_goal.group(2)) > 1.0  # an exported engine against PyTorch: faster even in a 0.25 s round
+    assert "| default server: first prediction after /ready ÷ steady p50 | shapes |" in report
+    peer_rows = [line for line in report.splitlines() if line.startswith("| shapes | ") and "minimal_backend" in line]
+    assert len(peer_rows) == 3 and all(row.split("|")[-2].strip() == "0" for row in peer_rows)  # no errors
 
 
 def test_the_goals_use_the_median_of_the_paired_rounds() -> None:
@@ -56,6 +67,26 @@ def test_the_goals_use_the_median_of_the_paired_rounds() -> None:
     rows = goal_rows([outcome])
     assert "| 1.020× (median of 3 rounds: 1.020, 1.000, 1.300) | ≤ 1.05 | yes |" in rows[2]
     assert "| 1.040× (median of 3 rounds: 1.040, 1.050, 0.900) | ≥ 1.0 | yes |" in rows[3]
+
+
+def test_the_peer_goals_are_ratios_of_the_same_rounds() -> None:
+    def summary(p50_ms: float, throughput: float, errors: int = 0) -> LatencySummary:
+        return LatencySummary(count=10, errors=errors, p50_ms=p50_ms, p95_ms=p50_ms, p99_ms=p50_ms, throughput=throughput)
+
+    peer = PeerResults("shapes", "onnx", default_ready_seconds=2.0, default_first_ms=16.0, peer_first_ms=900.0)
+    peer.rounds = [
+        PeerRound(summary(15.0, 66.0), summary(30.0, 33.0), summary(120.0, 70.0), summary(240.0, 30.0)),
+        PeerRound(summary(20.0, 50.0), summary(25.0, 40.0), summary(160.0, 50.0), summary(250.0, 32.0)),
+        PeerRound(summary(14.0, 70.0), summary(35.0, 28.0), summary(110.0, 75.0), summary(270.0, 29.0)),
+    ]
+    rows = peer_goal_rows(peer)
+    assert "| default server ÷ peer: req/s at 8 clients | shapes | default (onnx) vs peer | 2.333× (median of 3 rounds: " \
+           "2.333, 1.562, 2.586) | ≥ 1.5 | yes |" in rows[0]
+    assert "| 0.500× (median of 3 rounds: 0.500, 0.800, 0.400) | ≤ 0.7 | yes |" in rows[1]
+    assert "| 1.07× (16.0 ms ÷ 15.0 ms) | ≤ 1.2 | yes |" in rows[2]  # steady: the median of the 1-client p50s
+    assert "| 30.0× (900 ms ÷ 30.0 ms) | — | — |" in rows[3]
+    peer.rounds[1] = PeerRound(summary(20.0, 50.0), summary(25.0, 40.0), summary(160.0, 50.0, errors=2), summary(250.0, 32.0))
+    assert peer_goal_rows(peer)[0].endswith("| **no** |")  # errors fail the goal whatever the ratio
 
 
 def test_the_load_generator_targets_only_loopback_and_stops_on_time(live_server) -> None:

@@ -55,8 +55,15 @@ def raw_network_output(engine: object, image: bytes, size: int) -> np.ndarray:
     import torch
 
     network = engine.yolo.model.float().eval()  # type: ignore[attr-defined]
-    with torch.no_grad():
-        output = network(torch.from_numpy(batch))
+    # YOLO26 has two heads: Ultralytics predicts (and exports) with the one-to-many head by default,
+    # so compare that one, not the end-to-end head a bare forward pass would run.
+    end2end = getattr(network, "end2end", False)
+    network.end2end = False
+    try:
+        with torch.no_grad():
+            output = network(torch.from_numpy(batch))
+    finally:
+        network.end2end = end2end
     return (output[0] if isinstance(output, (list, tuple)) else output).numpy()
 
 

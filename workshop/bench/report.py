@@ -1,4 +1,4 @@
-"""Write the benchmark's results as markdown: machine, goals, engines, agreement, API under load, cold starts."""
+"""Write the benchmark's results as markdown: machine, goals, engines, agreement, API under load, the peer, cold starts."""
 
 from __future__ import annotations
 
@@ -9,14 +9,22 @@ import statistics
 from importlib import metadata
 from pathlib import Path
 
-from workshop.bench.runner import PUBLIC_SIZE_MODEL, BenchResults, ModelResults
+from workshop.bench.peer import PeerResults
+from workshop.bench.runner import BenchResults, ModelResults
 from workshop.bench.stats import LatencySummary
+from workshop.engines.auto import cpu_name
+from workshop.registry import PUBLIC_MODEL_PATTERN
 
 #: The issue's goals, as ratios measured in one run on one machine.
 API_OVERHEAD_GOAL = 1.05  # API p50 at 1 client <= this x raw in-process p50
 THROUGHPUT_GOAL = 1.0  # API throughput at 8 clients >= this x raw sequential throughput
 TAIL_GOAL = 3.0  # p99 <= this x p50 at 8 clients
 ENGINE_SPEEDUP_GOAL = 1.5  # fastest exported engine >= this x PyTorch throughput
+PEER_THROUGHPUT_GOAL = 1.5  # default `workshop serve` req/s at 8 clients >= this x the naive peer's
+PEER_LATENCY_GOAL = 0.7  # default `workshop serve` p50 at 1 client <= this x the naive peer's
+FIRST_PREDICTION_GOAL = 1.2  # default server's first prediction after /ready <= this x its steady p50
+LEAN_COLD_START_GOAL = 1.5  # seconds from `docker run` of the lean image to its first 200 on /predict
+LEAN_SIZE_GOAL = 400e6  # bytes of the lean image
 
 
 def _version(package: str) -> str:
@@ -28,12 +36,8 @@ def _version(package: str) -> str:
 
 def machine_description() -> list[str]:
     """CPU, cores, memory and the versions that decide the figures."""
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
         memory_kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
         memory = f"{memory_kib / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration, ValueError):
@@ -122,7 +126,78 @@ def goal_rows(results: list[ModelResults]) -> list[str]:
             agrees = agreement is not None and agreement.agrees
             rows.append(f"| fastest engine ÷ PyTorch throughput, same answers | {outcome.model} | {best} | {speedup:.2f}×, "
                         f"{'agrees' if agrees else 'DISAGREES'} | ≥ {ENGINE_SPEEDUP_GOAL} | {_met(speedup >= ENGINE_SPEEDUP_GOAL and agrees)} |")
+        if outcome.peer and outcome.peer.rounds:
+            rows.extend(peer_goal_rows(outcome.peer))
     return rows
+
+
+def peer_goal_rows(peer: PeerResults) -> list[str]:
+    """The default `workshop serve` against the original lab's back-end: ratios of one run, median of its rounds."""
+    engine = f"default ({peer.default_engine}) vs peer"
+    throughput = [paired.throughput_ratio for paired in peer.rounds]
+    latency = [paired.latency_ratio for paired in peer.rounds]
+    steady = statistics.median(paired.default_one.p50_ms for paired in peer.rounds)
+    peer_steady = statistics.median(paired.peer_one.p50_ms for paired in peer.rounds)
+    first = peer.default_first_ms / steady
+    errors = sum(paired.default_eight.errors + paired.default_one.errors for paired in peer.rounds)
+    return [
+        f"| default server ÷ peer: req/s at 8 clients | {peer.model} | {engine} | {_median_of(throughput)} "
+        f"| ≥ {PEER_THROUGHPUT_GOAL} | {_met(statistics.median(throughput) >= PEER_THROUGHPUT_GOAL and errors == 0)} |",
+        f"| default server ÷ peer: p50 at 1 client | {peer.model} | {engine} | {_median_of(latency)} "
+        f"| ≤ {PEER_LATENCY_GOAL} | {_met(statistics.median(latency) <= PEER_LATENCY_GOAL)} |",
+        f"| default server: first prediction after /ready ÷ steady p50 | {peer.model} | {peer.default_engine} "
+        f"| {first:.2f}× ({peer.default_first_ms:.1f} ms ÷ {steady:.1f} ms) | ≤ {FIRST_PREDICTION_GOAL} "
+        f"| {_met(first <= FIRST_PREDICTION_GOAL)} |",
+        f"| peer: first prediction ÷ steady p50 (it loads the model then) | {peer.model} | pytorch "
+        f"| {peer.peer_first_ms / peer_steady:.1f}× ({peer.peer_first_ms:.0f} ms ÷ {peer_steady:.1f} ms) | — | — |",
+    ]
+
+
+def container_goal_rows(results: BenchResults) -> list[str]:
+    """The lean image (a tag with "lean" in it): its size, and its start to the first answered prediction."""
+    rows = []
+    for tag, value in results.container_cold_starts.items():
+        if "lean" not in tag:
+            continue
+        if not isinstance(value, str):
+            rows.append(f"| lean image: `docker run` → first 200 on /predict | shapes | `{tag}` | {value:.2f} s "
+                        f"| ≤ {LEAN_COLD_START_GOAL} s | {_met(value <= LEAN_COLD_START_GOAL)} |")
+        if tag in results.container_layers:
+            total = results.container_layers[tag][0]
+            rows.append(f"| lean image: size | — | `{tag}` | {total / 1e6:.0f} MB | ≤ {LEAN_SIZE_GOAL / 1e6:.0f} MB "
+                        f"| {_met(total <= LEAN_SIZE_GOAL)} |")
+    return rows
+
+
+def peer_rows(results: list[ModelResults]) -> list[str]:
+    """Every round of the default server against the peer."""
+    rows = _table("Model", "Round", "Server", "1 client p50 ms", "1 client req/s", "8 clients p50 ms",
+                  "8 clients p99 ms", "8 clients req/s", "Errors")
+    for outcome in results:
+        if not outcome.peer:
+            continue
+        for number, paired in enumerate(outcome.peer.rounds, start=1):
+            for server, one, eight in (
+                (f"default ({outcome.peer.default_engine})", paired.default_one, paired.default_eight),
+                ("peer (minimal_backend, pytorch)", paired.peer_one, paired.peer_eight),
+            ):
+                rows.append(_row(
+                    outcome.model, number, server, f"{one.p50_ms:.1f}", f"{one.throughput:.1f}", f"{eight.p50_ms:.1f}",
+                    f"{eight.p99_ms:.1f}", f"{eight.throughput:.1f}", one.errors + eight.errors,
+                ))
+    return rows
+
+
+def layer_rows(results: BenchResults) -> list[str]:
+    """Each measured image's layers, largest first (`docker history`), with the image's total."""
+    lines = []
+    for tag, (total, layers) in results.container_layers.items():
+        lines += [f"`{tag}`: {total / 1e6:.0f} MB in all.", "", *_table("Layer MB", "Made by")]
+        for size, created_by in layers[:12]:
+            instruction = " ".join(created_by.replace("/bin/sh -c #(nop) ", "").replace("|", "\\|").split())
+            lines.append(_row(f"{size / 1e6:.1f}", f"`{instruction[:150]}{'…' if len(instruction) > 150 else ''}`"))
+        lines.append("")
+    return lines
 
 
 def engine_rows(results: list[ModelResults]) -> list[str]:
@@ -194,13 +269,14 @@ def render(results: BenchResults) -> str:
            "apart, which on a shared VM can differ by ±20 % from drift alone."]),
         "",
         "Pictures: " + "; ".join(f"`{m.model}`: {m.image_description}" for m in results.models) + ". "
-        + (f"`{PUBLIC_SIZE_MODEL}` is the public-size stand-in: YOLO11n built from its YAML (80 classes, 640 px, "
-           "untrained: its weights cannot be downloaded here), so it costs what a COCO model costs and finds nothing."
-           if any(m.model == PUBLIC_SIZE_MODEL for m in results.models) else ""),
+        + "".join(f"`{m.model}` is built from its YAML (80 classes, 640 px, untrained: its weights cannot be downloaded "
+                  "here), so it costs what the downloaded model costs and finds nothing. "
+                  for m in results.models if PUBLIC_MODEL_PATTERN.match(m.model)),
         "",
         "## Goals",
         "",
         *goal_rows(results.models),
+        *container_goal_rows(results),
         "",
         "## Engines, in process",
         "",
@@ -225,15 +301,34 @@ def render(results: BenchResults) -> str:
         "",
         *api_rows(results.models),
         "",
+        *(["## The default server against the original lab's back-end",
+           "",
+           "The peer is `workshop.minimal_backend`, the original lab's design that notebook 02 has students write "
+           "(picture decoded per request, model loaded on first use, plain `model(image)` on PyTorch). Both served by "
+           "uvicorn with one worker on 127.0.0.1, both sent the same base64 JSON body (`POST /predict`, same model, "
+           "same picture); the default server runs with no engine named (`auto`). Each round measures 1 client then "
+           "8 clients on each, the order flipped every round. First predictions: the default server's right after "
+           "`/ready`, the peer's right after `/health` (it loads the model then). "
+           + "; ".join(f"`{m.model}`: default server ready {m.peer.default_ready_seconds:.1f} s after launch, on "
+                       f"{m.peer.default_engine}" for m in results.models if m.peer) + ".",
+           "",
+           *peer_rows(results.models),
+           ""] if any(m.peer for m in results.models) else []),
         "## Cold start",
         "",
         "From launching the server to the first `200` from `/predict/upload` (bundled model, weights on disk, "
         "exports already cached).",
         "",
         *_table("Server", "Seconds"),
-        *[f"| `workshop serve`, {engine} engine | {seconds:.2f} |" for engine, seconds in results.process_cold_starts.items()],
+        *[f"| `workshop serve`, {engine} engine{' (the default)' if engine == 'auto' else ''} | {seconds:.2f} |"
+          for engine, seconds in results.process_cold_starts.items()],
         *[f"| container `{tag}` | {value if isinstance(value, str) else f'{value:.2f}'} |"
           for tag, value in results.container_cold_starts.items()],
         "",
+        *(["## Image sizes, layer by layer",
+           "",
+           "From `docker history` of each measured image (layers of 0 bytes left out, at most 12, largest first).",
+           "",
+           *layer_rows(results)] if results.container_layers else []),
     ]
     return "\n".join(lines)

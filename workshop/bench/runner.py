@@ -1,4 +1,4 @@
-"""Run the whole benchmark: engines in process, the API under load, cold starts; then write the report."""
+"""Run the whole benchmark: engines in process, the API under load, the naive peer, cold starts; then the report."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from workshop.bench.agreement import Agreement, compare_engines
 from workshop.bench.coldstart import container_cold_start, process_cold_start
 from workshop.bench.floor import FloorWorker
 from workshop.bench.load import Encoding, PreparedRequest, prepare_request, run_load
+from workshop.bench.peer import PeerResults, measure_against_peer
 from workshop.bench.stats import LatencySummary
 from workshop.engines import ENGINE_NAMES, EngineName
 from workshop.imaging import encode_image
+from workshop.registry import PUBLIC_MODEL_PATTERN
 from workshop.services import start_backend
 
-#: Public-size stand-in: YOLO11n built from its YAML (80 classes, 640 px), since weights cannot be downloaded offline.
-PUBLIC_SIZE_MODEL = "yolo11n"
-PUBLIC_SIZE_ARCHITECTURE = "yolo11n.yaml"
+#: Public-size stand-in: YOLO26n, the online default, built from its YAML (80 classes, 640 px), since
+#: weights cannot be downloaded offline. Any public name given to the benchmark is built the same way.
+PUBLIC_SIZE_MODEL = "yolo26n"
 
 
 @dataclass
@@ -31,6 +33,8 @@ class BenchConfig:
     """What one benchmark run measures; the defaults are the full run behind docs/benchmarks.md."""
 
     models: list[str] = field(default_factory=lambda: ["shapes", PUBLIC_SIZE_MODEL])
+    #: Measure the default `workshop serve` against the original lab's back-end (workshop.minimal_backend).
+    peer: bool = True
     engines: list[EngineName] = field(default_factory=lambda: list(ENGINE_NAMES))
     clients: list[int] = field(default_factory=lambda: [1, 4, 8, 16])
     base64_clients: list[int] = field(default_factory=lambda: [1, 8])
@@ -71,6 +75,7 @@ class ModelResults:
     rounds: dict[str, list[PairedRound]] = field(default_factory=dict)  # engine -> the goals' paired rounds
     api: dict[str, list[tuple[Encoding, int, LatencySummary]]] = field(default_factory=dict)
     agreement: list[Agreement] = field(default_factory=list)
+    peer: PeerResults | None = None  # the default server against the naive peer, when measured
 
 
 @dataclass
@@ -81,6 +86,8 @@ class BenchResults:
     container_cold_starts: dict[str, float | str]
     seconds: float
     command: str
+    #: Per container image: its total bytes, and its layers, largest first, as (bytes, the instruction that made it).
+    container_layers: dict[str, tuple[int, list[tuple[int, str]]]] = field(default_factory=dict)
 
 
 def _model_inputs(model: str, folder: Path) -> tuple[Path, list[Path], str]:
@@ -88,7 +95,7 @@ def _model_inputs(model: str, folder: Path) -> tuple[Path, list[Path], str]:
     from workshop.samples import photo, shapes_sample
 
     folder.mkdir(parents=True, exist_ok=True)
-    if model == PUBLIC_SIZE_MODEL:
+    if PUBLIC_MODEL_PATTERN.match(model):
         pictures = []
         for name in ("cat", "astronaut", "coffee"):
             path = folder / f"{name}.png"
@@ -125,11 +132,12 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
             "WORKSHOP_PUBLIC_MODELS": "",
             "YOLO_CONFIG_DIR": str(work / "ultralytics"),
         }
-        if PUBLIC_SIZE_MODEL in config.models:
-            weights = work / f"{PUBLIC_SIZE_MODEL}.pt"
-            progress(f"building {PUBLIC_SIZE_MODEL} from {PUBLIC_SIZE_ARCHITECTURE} (untrained, offline)")
-            _python(["-c", f"from workshop.yolo_env import import_yolo; import_yolo()({PUBLIC_SIZE_ARCHITECTURE!r}).save({str(weights)!r})"], env)
-            env["WORKSHOP_CUSTOM_MODELS"] = f"{PUBLIC_SIZE_MODEL}={weights}"
+        for public in filter(PUBLIC_MODEL_PATTERN.match, config.models):
+            # Where a download would put it, so that both the back-end and the peer find it.
+            weights = work / "weights" / f"{public}.pt"
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            progress(f"building {public} from {public}.yaml (untrained, offline)")
+            _python(["-c", f"from workshop.yolo_env import import_yolo; import_yolo()('{public}.yaml').save({str(weights)!r})"], env)
 
         exported = [engine for engine in config.engines if engine != "pytorch"]
         results = []
@@ -152,6 +160,8 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
                         config, model, engine, timed.read_bytes(), env, work, progress, floor
                     )
             outcome.agreement = compare_engines(outcome.floors)
+            if config.peer:
+                outcome.peer = measure_against_peer(config, model, timed.read_bytes(), env, work, progress)
             results.append(outcome)
 
         bundled = work / "images" / "cold.png"
@@ -159,7 +169,7 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
 
         bundled.write_bytes(encode_image(shapes_sample(seed=3).image))
         cold = {}
-        for engine in config.engines:
+        for engine in [*config.engines, "auto"]:  # auto: the default, on what it chose above (cached)
             progress(f"cold start of `workshop serve` on {engine}")
             cold[engine] = round(process_cold_start(bundled.read_bytes(), {**env, "WORKSHOP_ENGINE": engine}), 2)
         containers: dict[str, float | str] = {}
@@ -169,7 +179,25 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
                 containers[tag] = round(container_cold_start(tag, bundled.read_bytes()), 2)
             except (subprocess.CalledProcessError, TimeoutError, OSError) as error:
                 containers[tag] = f"not measured: {error}".splitlines()[0]
-    return BenchResults(config, results, cold, containers, round(time.perf_counter() - started, 1), command)
+        layers = {tag: image_layers(tag) for tag in config.containers if not isinstance(containers[tag], str)}
+    return BenchResults(config, results, cold, containers, round(time.perf_counter() - started, 1), command, layers)
+
+
+def image_layers(tag: str) -> tuple[int, list[tuple[int, str]]]:
+    """An image's total bytes and its layers (bytes, the Dockerfile instruction), largest first, from Docker itself."""
+    total = int(subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Size}}", tag], capture_output=True, text=True, check=True
+    ).stdout.strip())
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}", tag],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    layers = []
+    for line in history.splitlines():
+        size, _, created_by = line.partition("\t")
+        if size.isdigit() and int(size) > 0:
+            layers.append((int(size), created_by.strip()))
+    return total, sorted(layers, reverse=True)
 
 
 def _measure_api(
