@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from workshop.backend import create_app
-from workshop.registry import ModelRegistry
+from workshop.registry import LoadedModel, ModelRegistry
 from workshop.settings import Settings
 
 
@@ -70,12 +70,23 @@ def test_unknown_paths_do_not_create_a_label_per_path(api: TestClient) -> None:
     assert 'route="unmatched"' in text and "/no/such/page" not in text
 
 
+def hold_every_lane(model: LoadedModel) -> None:
+    """Take every turn of the model, as that many running predictions would (1 on PyTorch, 1 per core on ONNX Runtime)."""
+    for _ in range(model.engine.lanes):
+        model.turns.acquire()
+
+
+def release_every_lane(model: LoadedModel) -> None:
+    for _ in range(model.engine.lanes):
+        model.turns.release()
+
+
 def test_full_queue_answers_503_with_retry_after(shared_registry: ModelRegistry, shapes_png: bytes) -> None:
     settings = Settings(weights_dir=shared_registry.settings.weights_dir, max_pending_predictions=1, warmup=False)
     app = create_app(settings, shared_registry)
     model = shared_registry.get("shapes")
     with TestClient(app) as client:
-        model.turns.acquire()  # the model is busy: the first request waits in the queue
+        hold_every_lane(model)  # the model is busy: the first request waits in the queue
         first: dict = {}
         waiting = threading.Thread(target=lambda: first.update(r=client.post("/predict", json={"image": b64(shapes_png)})))
         waiting.start()
@@ -86,7 +97,7 @@ def test_full_queue_answers_503_with_retry_after(shared_registry: ModelRegistry,
                 threading.Event().wait(0.01)
             busy = client.post("/predict", json={"image": b64(shapes_png)})
         finally:
-            model.turns.release()
+            release_every_lane(model)
             waiting.join()
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
     assert "busy" in busy.json()["detail"]
@@ -102,7 +113,7 @@ def test_an_exception_inside_the_model_is_a_503_with_the_request_id(settings: Se
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA out of memory, or anything else")
 
-    monkeypatch.setattr(model.yolo, "predict", broken)
+    monkeypatch.setattr(model.engine, "detect", broken)  # whichever engine runs it (auto, by default)
     with TestClient(create_app(settings, registry)) as client, caplog.at_level(logging.ERROR):
         response = client.post("/predict", json={"image": b64(shapes_png)}, headers={"X-Request-ID": "boom-7"})
         assert response.status_code == 503
@@ -118,11 +129,11 @@ def test_time_budget_a_request_does_not_wait_for_the_model_forever(shared_regist
     registry = ModelRegistry(settings)
     model = registry.get("shapes")
     with TestClient(create_app(settings, registry)) as client:
-        model.turns.acquire()  # another request keeps the model busy
+        hold_every_lane(model)  # other requests keep the model busy
         try:
             busy = client.post("/predict", json={"image": b64(shapes_png)}, headers={"X-Request-ID": "late-1"})
         finally:
-            model.turns.release()
+            release_every_lane(model)
         served = client.post("/predict", json={"image": b64(shapes_png)})
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
     assert "stayed busy for more than 0.3 s" in busy.json()["detail"] and busy.json()["request_id"] == "late-1"

@@ -8,8 +8,9 @@ scale and padding so boxes found in the tensor can be put back on the picture.
 The resize is OpenCV's bilinear, exactly as Ultralytics does it, so an exported
 engine sees the same pixels as PyTorch and gives the same answers (Pillow's
 bilinear filter smooths when it shrinks, which moves boxes by a pixel or two).
-Without OpenCV, a NumPy version of the same arithmetic is used: identical to
-within rounding, a few milliseconds slower. Neither needs PyTorch.
+Without OpenCV (the lean image), Pillow's affine transform samples the same points
+with the same weights: identical to within rounding, a few milliseconds slower.
+Neither needs PyTorch.
 """
 
 from __future__ import annotations
@@ -88,30 +89,24 @@ class Letterbox:
         return boxes
 
 
-def _sample_positions(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # OpenCV's convention: target pixel centres mapped onto source pixel centres, clamped at the edges.
-    position = np.maximum((np.arange(target) + 0.5) * (source / target) - 0.5, 0)
-    before = np.minimum(np.floor(position).astype(np.intp), source - 1)
-    after = np.minimum(before + 1, source - 1)
-    return before, after, (position - before).astype(np.float32)
+def resize_bilinear_pillow(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)`` with Pillow (same result to ±1).
 
-
-def resize_bilinear_numpy(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)`` in NumPy (same result to ±1)."""
-    top, bottom, down = _sample_positions(rgb.shape[0], height)
-    left, right, across = _sample_positions(rgb.shape[1], width)
-    upper, lower = rgb[top].astype(np.float32), rgb[bottom].astype(np.float32)
-    rows = upper + (lower - upper) * down[:, np.newaxis, np.newaxis]
-    west, east = rows[:, left], rows[:, right]
-    return np.rint(west + (east - west) * across[np.newaxis, :, np.newaxis]).astype(np.uint8)
+    Not ``Image.resize``, whose bilinear filter widens when it shrinks (antialiasing): an affine
+    transform samples each target pixel's centre on the source, two by two pixels, as OpenCV does.
+    """
+    source_height, source_width = rgb.shape[:2]
+    scale = (source_width / width, 0, 0, 0, source_height / height, 0)
+    picture = Image.fromarray(rgb).transform((width, height), Image.Transform.AFFINE, scale, Image.Resampling.BILINEAR)
+    return np.asarray(picture)
 
 
 def resize_bilinear(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize as Ultralytics does it: OpenCV when installed, else the NumPy equivalent."""
+    """Bilinear resize as Ultralytics does it: OpenCV when installed, else the Pillow equivalent."""
     try:
         import cv2
     except ImportError:
-        return resize_bilinear_numpy(rgb, width, height)
+        return resize_bilinear_pillow(rgb, width, height)
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
