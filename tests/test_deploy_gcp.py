@@ -545,15 +545,17 @@ def test_wait_for_health_times_out_with_advice() -> None:
 
 
 # ------------------------------------------------------------ the notebook
-def test_notebook_outputs_hold_no_api_key_and_no_real_project_id() -> None:
-    notebook = json.loads((REPO_ROOT / "notebooks" / "05_deploy_gcp.ipynb").read_text())
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_notebook_outputs_hold_no_api_key_and_no_real_project_id(language: str) -> None:
+    """Notebook 06 names the project and the key by shell variables: its outputs show neither."""
+    path = REPO_ROOT / "notebooks" / "solutions" / language / "06_google_cloud.ipynb"
+    notebook = json.loads(path.read_text())
     sources = "".join("".join(cell["source"]) for cell in notebook["cells"])
     outputs = "".join(
         "".join(output.get("text", "")) + json.dumps(output.get("data", {}))
         for cell in notebook["cells"] for output in cell.get("outputs", [])
     )
-    assert 'PROJECT_ID = "your-project-id"' in sources and "--project=your-project-id" in outputs
-    assert set(re.findall(r"--project=([\w-]+)", outputs)) == {"your-project-id"}
+    assert "PROJECT_ID=$(gcloud config get-value project)" in sources and '"--project=${PROJECT_ID}"' in outputs
+    assert set(re.findall(r"--project=([^\s\"']+)", sources + outputs)) == {"${PROJECT_ID}"}
     assert re.findall(r"api-key=([^,\s\"]+)", outputs) and set(re.findall(r"api-key=([^,\s\"]+)", outputs)) == {"${API_KEY}"}
     assert not re.search(r"(?<![\w/-])[A-Za-z0-9_-]{32}(?![\w-])", outputs)  # no generated key, anywhere
-
