@@ -36,6 +36,24 @@ def test_ready_once_warmed_up(api: TestClient) -> None:
     assert response.json()["ready"] is True and response.json()["default_model"] == "shapes"
 
 
+def test_the_warm_up_leaves_logs_and_metrics_to_real_requests(settings: Settings, shapes_png: bytes) -> None:
+    """It runs the model and the prediction routes' parsing once, but no request is counted before the first real one."""
+    from prometheus_client import REGISTRY
+
+    def requests_counted(status: str) -> float:  # the metrics are the process's: other tests' requests count too
+        labels = {"method": "POST", "route": "/predict", "status": status}
+        return REGISTRY.get_sample_value("workshop_requests_total", labels) or 0.0
+
+    before = {status: requests_counted(status) for status in ("200", "422")}
+    app = create_app(settings)
+    with TestClient(app) as client:
+        assert app.state.warmup.done.wait(timeout=120) and app.state.warmup.ready, app.state.warmup.error
+        assert app.state.gate.pending == 0
+        assert {status: requests_counted(status) for status in ("200", "422")} == before
+        assert client.post("/predict", json={"image": b64(shapes_png)}).status_code == 200
+        assert requests_counted("200") == before["200"] + 1
+
+
 def test_ready_is_503_while_the_default_model_cannot_load(settings: Settings) -> None:
     settings.default_model = "yolo26n"  # offline, not cached: its warm-up must fail
     app = create_app(settings)

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     registry = registry or ModelRegistry(settings)
     configure_logging(settings.log_level)
 
-    warmup = WarmUp(registry)
+    warmup = WarmUp(registry)  # its routes are set once they exist, below
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,4 +70,5 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.include_router(info.router, dependencies=[Depends(require_api_key)])
     app.include_router(predict.router, dependencies=[Depends(require_api_key)])
     app.include_router(metrics.router, dependencies=[Depends(require_api_key)])
+    warmup.routes = app.router
     return app
