@@ -114,7 +114,7 @@ def _listed_replicas(project: str) -> list[str]:
     guarded(
         lambda: replicas.extend(running_replicas(project)),
         "Docker did not list the replicas: is the engine running?",
-        "Docker n'a pas listé les réplicas : le moteur tourne-t-il ?",
+        "Docker n'a pas listé les répliques : le moteur tourne-t-il ?",
     )
     return replicas
 
@@ -159,7 +159,7 @@ def spread(output: str | None, project: str, minimum_requests: int = 6) -> None:
         not strangers,
         f"{', '.join(strangers)} is not one of this stack's running replicas ({', '.join(replicas) or 'none'}): "
         "call the load balancer on $LB_PORT, after the stack is up.",
-        f"{', '.join(strangers)} n'est pas un des réplicas en marche de cette pile ({', '.join(replicas) or 'aucun'}) : "
+        f"{', '.join(strangers)} n'est pas une des répliques en marche de cette pile ({', '.join(replicas) or 'aucune'}) : "
         "appelez le répartiteur sur $LB_PORT, une fois la pile démarrée.",
     )
     total = sum(counts.values())
@@ -171,13 +171,13 @@ def spread(output: str | None, project: str, minimum_requests: int = 6) -> None:
     expect(
         len(counts) >= 2,
         f"All {total} answers came from one replica: call the load balancer ($LB_PORT), not one back-end's own port.",
-        f"Les {total} réponses viennent d'un seul réplica : appelez le répartiteur ($LB_PORT), pas le port d'un "
+        f"Les {total} réponses viennent d'une seule réplique : appelez le répartiteur ($LB_PORT), pas le port d'un "
         "back-end.",
     )
     shares = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
     passed(
         f"{total} answers from {len(counts)} of {len(replicas)} replicas ({shares}).",
-        f"{total} réponses de {len(counts)} réplicas sur {len(replicas)} ({shares}).",
+        f"{total} réponses de {len(counts)} répliques sur {len(replicas)} ({shares}).",
     )
 
 
@@ -218,27 +218,27 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
     expect(
         len(alive) < replicas,
         f"All {replicas} replicas still run: the docker kill line hit none; run the cell above again.",
-        f"Les {replicas} réplicas tournent encore : la ligne docker kill n'en a arrêté aucun ; relancez la cellule "
+        f"Les {replicas} répliques tournent encore : la ligne docker kill n'en a arrêté aucune ; relancez la cellule "
         "ci-dessus.",
     )
     expect(
         failures == 0,
         f"{failures} of {requests} requests failed while a replica was killed: read the load balancer's log "
         "($COMPOSE logs lb) for the replicas it tried.",
-        f"{failures} requêtes sur {requests} ont échoué pendant l'arrêt d'un réplica : lisez le journal du "
-        "répartiteur ($COMPOSE logs lb) pour voir les réplicas essayés.",
+        f"{failures} requêtes sur {requests} ont échoué pendant l'arrêt d'une réplique : lisez le journal du "
+        "répartiteur ($COMPOSE logs lb) pour voir les répliques essayées.",
     )
     expect(
         predicted == failures,
         f"You predicted {predicted} failed requests; the run had {failures} of {requests}: reread how nginx retries "
         "a request on another replica, then set your prediction to what you now expect.",
         f"Vous aviez prédit {predicted} échecs ; le test en a eu {failures} sur {requests} : relisez comment nginx "
-        "renvoie une requête à un autre réplica, puis corrigez votre prédiction.",
+        "renvoie une requête à une autre réplique, puis corrigez votre prédiction.",
     )
     passed(
         f"{requests} requests, {failures} failed, with {replicas - len(alive)} of {replicas} replicas killed: "
         "as you predicted.",
-        f"{requests} requêtes, {failures} échec, avec {replicas - len(alive)} réplica arrêté sur {replicas} : "
+        f"{requests} requêtes, {failures} échec, avec {replicas - len(alive)} réplique arrêtée sur {replicas} : "
         "comme prévu.",
     )
 
