@@ -3,7 +3,6 @@ The prediction is checked against a real back-end with an API key; the VM's grad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from workshop.checkpoints import cloud as check
 from workshop.deploy import notebook_cells
 from workshop.deploy.gcp import generate_api_key
 from workshop.notebook_track import strip_solutions
-from workshop.services import BackgroundService, start_backend
+from workshop.services import start_backend
 
 
 @pytest.fixture(autouse=True)
@@ -113,14 +112,6 @@ def test_status_without_key_wants_a_status_code(prediction: object) -> None:
 
 
 # ------------------------------------------------------------------ after the deployment: the VM
-@pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundService, str]]:
-    key = generate_api_key()
-    server = start_backend(env={"WORKSHOP_API_KEY": key}, log_dir=tmp_path_factory.mktemp("logs"))
-    yield server, key
-    server.stop()
-
-
 def write_state(folder: Path, **values: str) -> None:
     state = folder / notebook_cells.STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
@@ -137,14 +128,14 @@ def test_vm_passes_checks_nothing_while_nothing_was_deployed(
 
 
 def test_vm_passes_grades_the_address_and_key_the_cells_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    keyed_server: tuple[BackgroundService, str],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, key = keyed_server
+    key = generate_api_key()
     monkeypatch.chdir(tmp_path)
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    write_state(tmp_path, EXTERNAL_IP=host, PORT=port, API_KEY=key)
-    check.vm_passes(True)
-    assert "✅ Your VM passes" in capsys.readouterr().out
-    write_state(tmp_path, EXTERNAL_IP=host, PORT=port, API_KEY="not-the-key")
-    assert failure(check.vm_passes, True).startswith("Your VM fails")
+    with start_backend(env={"WORKSHOP_API_KEY": key}, log_dir=tmp_path / "logs") as server:  # as on the VM
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        write_state(tmp_path, EXTERNAL_IP=host, PORT=port, API_KEY=key)
+        check.vm_passes(True)
+        assert "✅ Your VM passes" in capsys.readouterr().out
+        write_state(tmp_path, EXTERNAL_IP=host, PORT=port, API_KEY="not-the-key")
+        assert failure(check.vm_passes, True).startswith("Your VM fails")

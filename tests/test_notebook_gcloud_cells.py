@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -40,7 +41,7 @@ from workshop.deploy.notebook_cells import (
     read_state,
     write,
 )
-from workshop.services import start_backend
+from workshop.services import BackgroundService, start_backend
 
 from fake_gcloud import PROJECT, PROJECT_NUMBER, FakeProject  # tests/ is on sys.path under pytest
 
@@ -86,6 +87,13 @@ def test_a_change_in_the_plan_is_drift_until_written_back(monkeypatch: pytest.Mo
     assert keys.index("say-goodbye") == keys.index("read-the-vm-s-external-ip") + 1  # after the step before it
     hand_written = [cell for cell in notebook["cells"] if METADATA_KEY not in cell["metadata"]]
     assert [cell for cell in rewritten["cells"] if METADATA_KEY not in cell["metadata"]] == hand_written
+
+
+def test_a_hand_edit_of_a_generated_cell_is_drift() -> None:
+    notebook = load(notebook_paths(REPO_ROOT)[1])
+    vm = next(cell for cell in notebook["cells"] if cell["metadata"].get(METADATA_KEY) == "create-the-vm")
+    vm["source"] = "".join(vm["source"]).replace("--machine-type=e2-medium", "--machine-type=n1-standard-2")
+    assert drift(notebook) == ["cell 'create-the-vm' differs from the plan"]
 
 
 def _filled(text: str, values: dict[str, str]) -> str:
@@ -164,17 +172,30 @@ def test_the_magic_keeps_the_variables_between_cells_and_stops_with_a_hint(
     assert "never" not in out.getvalue() and read_state(state)["EXTERNAL_IP"] == "1.2.3.4"  # kept what it had
 
 
+def test_the_first_cell_stops_with_a_sentence_when_the_fake_gcloud_has_no_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeProject(tmp_path, monkeypatch)  # its gcloud answers "(unset)" for the project
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with pytest.raises(StepFailedInCell, match="This step failed"):
+        gcloud_step("", notebook_cells.body("your-project"), {"RUN_IN_CLOUD": True}, out)
+    assert "No project: run gcloud config set project YOUR_PROJECT_ID, then this cell again." in out.getvalue()
+    assert "your suffix" not in out.getvalue()
+
+
 # ------------------------------------------------------------------ the whole notebook, flags on, fake gcloud
-def _project_copy(tmp_path: Path, port: int) -> tuple[Path, nbformat.NotebookNode]:
-    """The project as go_to_project_root finds it, in tmp_path; the English notebook with its flags on."""
+def _project_copy(tmp_path: Path, port: int, delete: bool) -> tuple[Path, nbformat.NotebookNode]:
+    """The project as go_to_project_root finds it, in tmp_path; the English notebook with its flag(s) on."""
     root = tmp_path / "project"
     (root / "notebooks" / "solutions" / "en").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "docker-compose.yml", root / "docker-compose.yml")
     (root / "workshop").symlink_to(REPO_ROOT / "workshop")
     notebook = nbformat.read(notebook_paths(REPO_ROOT)[0], as_version=4)
     edits = {"RUN_IN_CLOUD = False": "RUN_IN_CLOUD = True",
-             "I_REALLY_WANT_TO_DELETE = False": "I_REALLY_WANT_TO_DELETE = True",
              "\nPORT=8000\n": f"\nPORT={port}\n"}  # the "VM" is a real back-end on this machine, on a free port
+    if delete:
+        edits["I_REALLY_WANT_TO_DELETE = False"] = "I_REALLY_WANT_TO_DELETE = True"
     for old, new in edits.items():
         holders = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
         assert len(holders) == 1, old
@@ -182,9 +203,20 @@ def _project_copy(tmp_path: Path, port: int) -> tuple[Path, nbformat.NotebookNod
     return root, notebook
 
 
+@pytest.fixture(scope="module")
+def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundService, str]]:
+    """The "VM": a real back-end on this machine, with an API key, as the start-up script runs it."""
+    key = generate_api_key()
+    server = start_backend(env={"WORKSHOP_API_KEY": key}, log_dir=tmp_path_factory.mktemp("logs"))
+    yield server, key
+    server.stop()
+
+
+@pytest.mark.parametrize("delete", [True, False], ids=["and-delete", "run-all-keeps-the-vm"])
 def test_notebook_runs_with_the_flags_on_against_a_fake_gcloud(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delete: bool, vm: tuple[BackgroundService, str]
 ) -> None:
+    """Run all, RUN_IN_CLOUD = True: each step's gcloud command, in order; the teardown only with its own flag."""
     fake = FakeProject(tmp_path, monkeypatch)
     # gcloud config get-value project: the one thing the fake leaves unset; a wrapper answers it, and logs it.
     wrapper = tmp_path / "wrapper-bin" / "gcloud"
@@ -198,18 +230,16 @@ def test_notebook_runs_with_the_flags_on_against_a_fake_gcloud(
     )
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
-    key = generate_api_key()
-    with start_backend(env={"WORKSHOP_API_KEY": key}, log_dir=tmp_path / "logs") as vm:
-        port = int(vm.url.rsplit(":", 1)[1])
-        root, notebook = _project_copy(tmp_path, port)
-        (root / ".workshop-deploy").mkdir()
-        (root / ".workshop-deploy" / "api-key").write_text(key + "\n")  # the VM's key: the cell keeps it
-        executed = notebook
-        NotebookClient(executed, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(root / "notebooks" / "solutions" / "en")}}).execute()
+    server, key = vm
+    root, executed = _project_copy(tmp_path, int(server.url.rsplit(":", 1)[1]), delete)
+    (root / ".workshop-deploy").mkdir()
+    (root / ".workshop-deploy" / "api-key").write_text(key + "\n")  # the VM's key: the cell keeps it
+    NotebookClient(executed, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(root / "notebooks" / "solutions" / "en")}}).execute()
+    port = int(server.url.rsplit(":", 1)[1])
     outputs = {
         cell["metadata"].get(METADATA_KEY, str(number)): "".join(
-            output.get("text", "") + json.dumps(output.get("data", {})) for output in cell.get("outputs", []))
+            output.get("text") or json.dumps(output.get("data", {})) for output in cell.get("outputs", []))
         for number, cell in enumerate(executed["cells"])
     }
     student = student_from_account("student@example.com")
@@ -229,7 +259,8 @@ def test_notebook_runs_with_the_flags_on_against_a_fake_gcloud(
         "gcloud compute firewall-rules describe", "gcloud compute firewall-rules create",
         "gcloud compute firewall-rules describe",  # source range up to date
         "gcloud compute instances describe",  # the external IP
-        "gcloud compute instances delete", "gcloud compute firewall-rules delete", "gcloud artifacts docker images",
+        *(["gcloud compute instances delete", "gcloud compute firewall-rules delete", "gcloud artifacts docker images"]
+          if delete else []),
         "gcloud compute instances list", "gcloud compute disks list", "gcloud compute firewall-rules list",
         "gcloud artifacts docker images", "gcloud artifacts repositories describe",
     ]
@@ -242,11 +273,16 @@ def test_notebook_runs_with_the_flags_on_against_a_fake_gcloud(
     state = read_state(root / ".workshop-deploy" / "notebook-state.sh")
     rule = next(call for call in calls if call[1:4] == ["compute", "firewall-rules", "create"])
     assert f"--source-ranges={state['SOURCE_RANGE']}" in rule and state["API_KEY"] == key
-    assert fake.state["vms"] == {} and fake.state["rules"] == {} and image not in fake.state["images"]  # torn down
+    if delete:
+        assert fake.state["vms"] == {} and fake.state["rules"] == {} and image not in fake.state["images"]
+    else:
+        assert list(fake.state["vms"]) == [f"workshop-backend-{student}"] and image in fake.state["images"]
+        assert outputs["teardown"].startswith("not run: set I_REALLY_WANT_TO_DELETE = True to run it.")
+        assert f"-- VMs\nworkshop-backend-{student}\n-- Boot disks" in outputs["what-is-left"]
     assert "HTTP 401" in outputs["curl-without-the-key"] and "HTTP 200" in outputs["curl-with-the-key"]
     assert "shapes" in outputs["curl-with-the-key"]
     assert "EXTERNAL_IP=127.0.0.1" in outputs["read-the-vm-s-external-ip"]
     assert any("✅ Your VM passes" in text for text in outputs.values())
     everything = "".join(outputs.values())
-    assert "not run" not in everything and key not in everything
+    assert ("not run" in everything) is not delete and key not in everything
     assert outputs["show-the-startup-script"].startswith(startup_script_text().split("\n", 1)[0])

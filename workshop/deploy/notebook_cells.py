@@ -146,8 +146,11 @@ def _first_cell() -> Cell:
         "# Your project, your account, and the suffix of your names (the one `workshop gcp deploy` derives)",
         "PROJECT_ID=$(gcloud config get-value project)",
         "ACCOUNT=$(gcloud config get-value account)",
-        ': "${PROJECT_ID:?no project: run gcloud config set project YOUR_PROJECT_ID, then this cell again}"',
-        ': "${ACCOUNT:?not logged in: run gcloud auth login --no-launch-browser, then this cell again}"',
+        # gcloud says "(unset)" when there is none
+        "case \"$PROJECT_ID\" in ''|'(unset)') echo 'No project: run gcloud config set project YOUR_PROJECT_ID, "
+        "then this cell again.' >&2; false;; esac",
+        "case \"$ACCOUNT\" in ''|'(unset)') echo 'Not logged in: run gcloud auth login --no-launch-browser, "
+        "then this cell again.' >&2; false;; esac",
         f"REGION={values['REGION']}",
         'ZONE="${REGION}-b"',
         f"PORT={values['PORT']}",
