@@ -96,6 +96,12 @@ def test_a_hand_edit_of_a_generated_cell_is_drift() -> None:
     assert drift(notebook) == ["cell 'create-the-vm' differs from the plan"]
 
 
+@pytest.mark.parametrize("key", [cell.key for cell in cells() if cell.source.startswith("%%")])
+def test_each_shell_cell_is_valid_bash(key: str) -> None:
+    result = subprocess.run(["bash", "-n", "-c", notebook_cells.body(key)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
 def _filled(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda match: values.get(match.group(1), match.group(0)), text)
 
