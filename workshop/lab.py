@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,11 @@ def go_to_project_root() -> Path:
     from workshop.checkpoints import LANGUAGE_VARIABLE, language
 
     os.environ.setdefault(LANGUAGE_VARIABLE, language())
+    # The shell cells run the venv's commands (uvicorn, workshop, streamlit) even when Jupyter was
+    # started without activating the venv (scripts/test.sh runs .venv/bin/python -m pytest).
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     root = project_root()
     os.chdir(root)
     print(f"Working directory: the project's root, {root.name}/")
