@@ -566,3 +566,38 @@ def test_check_needs_one_url_or_a_roster(capsys: pytest.CaptureFixture[str]) -> 
         "error: give one back-end URL, or --roster FILE.csv for a class",
         "error: --api-key goes with one URL; a roster gives each student's key in its key column",
     ]
+
+
+@pytest.fixture
+def crashing_api() -> Iterator[str]:
+    """A real FastAPI app on uvicorn whose /predict raises: what a student's half-written route does."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/predict")
+    def predict() -> dict[str, str]:
+        raise ZeroDivisionError("a bug in the route")
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_route_that_crashes_is_named_a_crash_not_a_proxy(crashing_api: str, picture: Picture) -> None:
+    report = check_deployment(crashing_api, picture=picture)
+    predict = report.result("predict_base64")
+    assert predict.status == "fail"
+    assert predict.detail == "POST /predict crashed on the server (500: Internal Server Error)"
+    assert "traceback is in the server's log" in predict.fix and "proxy" not in predict.fix

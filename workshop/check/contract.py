@@ -379,6 +379,13 @@ def _unexpected(answer: Answer, route: str, missing_route_fix: str) -> Outcome:
             "The server cannot serve the model now: read the detail above; wait for it to load, or make its weights "
             "available where the server runs.",
         )
+    if answer.status == 500 and answer.text.strip() == "Internal Server Error":
+        # Starlette's own answer when a route raises: the app crashed, no proxy is involved.
+        return _fail(
+            f"{route} crashed on the server ({answer.shown()})",
+            "The route raised an exception on a valid request: the traceback is in the server's log (the terminal "
+            "running it, or docker logs).",
+        )
     if answer.status >= 500 and not answer.is_json:
         return _fail(
             f"{route} answered {answer.shown()} from something in front of the API",
