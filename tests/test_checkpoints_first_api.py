@@ -18,6 +18,7 @@ import pytest
 from tests.support import REPO_ROOT
 from workshop.checkpoints import CheckpointFailed
 from workshop.checkpoints import first_api as check
+from workshop.checkpoints.servers import shown_command
 from workshop.notebook_track import source, strip_solutions
 from workshop.samples import shapes_sample
 from workshop.services import BackgroundService, free_port
@@ -150,10 +151,10 @@ def test_a_file_that_does_not_import_fails_to_start_with_one_sentence_under_its_
 
 
 def test_the_command_is_shown_with_its_variables_as_typed() -> None:
-    assert check.shown_command(["workshop", "serve", "--port", "8001"], {"WORKSHOP_API_KEY": "$API_KEY"}) == (
+    assert shown_command(["workshop", "serve", "--port", "8001"], {"WORKSHOP_API_KEY": "$API_KEY"}) == (
         "WORKSHOP_API_KEY=$API_KEY workshop serve --port 8001"
     )
-    assert check.shown_command(["uvicorn", "my api.main:app"]) == "uvicorn 'my api.main:app'"
+    assert shown_command(["uvicorn", "my api.main:app"]) == "uvicorn 'my api.main:app'"
 
 
 # -------------------------------------------------------------------------------------------- the curl exercise

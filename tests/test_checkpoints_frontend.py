@@ -22,12 +22,12 @@ from workshop.services import BackgroundService, free_port
 def test_start_in_background_prints_the_command_and_serves(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     service = check.start_in_background(
-        "files", ["http.server", str(port), "--bind", "127.0.0.1"], f"http://127.0.0.1:{port}", ready_path="/"
+        "files", ["python", "-m", "http.server", str(port), "--bind", "127.0.0.1"], f"http://127.0.0.1:{port}", ready_path="/"
     )
     try:
         assert service.running
         out = capsys.readouterr().out
-        assert f"$ http.server {port} --bind 127.0.0.1\n" in out and f"files is up: http://127.0.0.1:{port}" in out
+        assert f"$ python -m http.server {port} --bind 127.0.0.1\n" in out and f"files is up: http://127.0.0.1:{port}" in out
     finally:
         service.stop()
     assert not service.running

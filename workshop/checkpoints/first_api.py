@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,7 +18,8 @@ from PIL import Image
 
 from workshop.check.contract import Picture, prediction_problems
 from workshop.checkpoints import CheckpointFailed, expect, fail, guarded, passed
-from workshop.services import BackgroundService, start_process
+from workshop.checkpoints.servers import start_in_background
+from workshop.services import BackgroundService
 
 #: Where the student's file lives, relative to the project's root (a scratch folder, ignored by git).
 STUDENT_FILE = Path("my_api/main.py")
@@ -28,12 +27,6 @@ STUDENT_FILE = Path("my_api/main.py")
 TIMEOUT_SECONDS = 60.0
 _RESTART_EN = "rerun the %%writefile cell, then the cell that starts uvicorn"
 _RESTART_FR = "relancez la cellule %%writefile, puis celle qui démarre uvicorn"
-
-
-def shown_command(command: Sequence[str], env: Mapping[str, str] | None = None) -> str:
-    """The command line as typed in a terminal: ``NAME=value`` first, then the command (``$VAR`` left as written)."""
-    assignments = [f"{name}={value}" for name, value in (env or {}).items()]
-    return " ".join([*assignments, shlex.join(command)])
 
 
 def start_server(
@@ -48,26 +41,18 @@ def start_server(
 ) -> BackgroundService:
     """Run ``command`` in the background, as in a second terminal; print it, wait for ``ready_path``, print its log.
 
-    ``env`` values may name the kernel's variables as a shell would (``{"WORKSHOP_API_KEY": "$API_KEY"}``): the
-    command is shown with ``$API_KEY``, and run with its value. ``/docs`` is the default wait, not ``/health``:
-    FastAPI serves it for any app, so a server whose ``/health`` is still an exercise starts all the same (the
-    checkpoint then says what is wrong with the route). The log printed leaves out the requests of that wait. A
-    server that does not start fails with one sentence, under its log, where Python's error is. The log is
-    ``.workshop-logs/NAME.log`` (or in ``log_dir``).
+    ``/docs`` is the default wait, not ``/health``: FastAPI serves it for any app, so a server whose ``/health``
+    is still an exercise starts all the same (the checkpoint then says what is wrong with the route). The log
+    printed leaves out the requests of that wait. The log is ``.workshop-logs/NAME.log`` (or in ``log_dir``).
     """
-    print("$", shown_command(command, env))
-    expanded = {key: os.path.expandvars(value) for key, value in (env or {}).items()}
-    try:
-        service = start_process(
-            name, command, url, health_path=ready_path, env=expanded, log_dir=log_dir, timeout=timeout
-        )
-    except (RuntimeError, OSError) as error:
-        print(error)
-        fail(
+    service = start_in_background(
+        command, url, name=name, ready_path=ready_path, env=env, log_dir=log_dir, timeout=timeout,
+        failure=(
             f"The server did not start: read its log above (a typo in {STUDENT_FILE}?), fix it, then {_RESTART_EN}.",
             f"Le serveur n'a pas démarré : lisez son journal ci-dessus (une faute dans {STUDENT_FILE} ?), corrigez, "
             f"puis {_RESTART_FR}.",
-        )
+        ),
+    )
     print(startup_log(service, ready_path))
     return service
 

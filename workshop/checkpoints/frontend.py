@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import requests
@@ -21,7 +19,8 @@ from PIL import Image, ImageChops
 
 from workshop.checkpoints import expect, fail, guarded, passed
 from workshop.schemas import Detection
-from workshop.services import BackgroundService, start_process
+from workshop.checkpoints import servers
+from workshop.services import BackgroundService
 
 #: The answers the prediction exercise offers (the notebook's markdown says what each means).
 CHOICES = ("A", "B", "C")
@@ -41,23 +40,10 @@ def start_in_background(
 ) -> BackgroundService:
     """Run ``command`` as a second terminal would, without blocking the notebook; print it, wait until ready.
 
-    ``command`` is written as typed in a terminal (``streamlit run ...``, ``workshop serve ...``); it runs as
-    ``python -m NAME ...`` with the kernel's Python, so it finds the packages the notebook imports even where
-    the environment's ``bin`` folder is not on the PATH. The command and the first lines of its log are
-    printed; a server that does not start fails with one sentence, under its log.
+    ``command`` is written as typed in a terminal (``streamlit run ...``, ``workshop serve ...``). The command is
+    printed, then a line once the server is up; a server that does not start fails with one sentence, under its log.
     """
-    shown = " ".join([*(f"{key}={value}" for key, value in (env or {}).items()), shlex.join(command)])
-    print("$", shown)
-    try:
-        service = start_process(
-            name, [sys.executable, "-m", *command], url, health_path=ready_path, env=env, timeout=timeout
-        )
-    except (RuntimeError, OSError) as error:
-        print(error)
-        fail(
-            f"{name} did not start: read its log above, then run this cell again.",
-            f"{name} n'a pas démarré : lisez son journal ci-dessus, puis relancez cette cellule.",
-        )
+    service = servers.start_in_background(command, url, name=name, ready_path=ready_path, env=env, timeout=timeout)
     print(f"{name} is up: {url}")
     return service
 
