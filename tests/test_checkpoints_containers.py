@@ -1,9 +1,9 @@
 """Notebook 04's checkpoints against the real Docker engine: each one passes on a right answer and
 stops, with its sentence, on a wrong or missing one.
 
-The containers here are small ones from the local Python base image (a web server standing in for
-nothing: it is a real server on a real port), so that the tests need no project image; the back-end
-graded by ``workshop check`` is the real one (``live_server``).
+Most containers here come from the local Python base image and run Python's own web server (a real
+server on a real port), so that most tests need no project image; the back-end
+graded by ``workshop check`` is the real one, in a container of its image (``backend_image``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,17 @@ def containers() -> Iterator[list[str]]:
         subprocess.run(["docker", "rm", "-f", *started], check=False, capture_output=True)
 
 
-def start(containers: list[str], name: str, *options: str, command: list[str] = SERVE) -> str:
-    """``docker run -d`` a container of the base image; return its name."""
+def start_image(containers: list[str], name: str, image: str, *options: str, command: tuple[str, ...] = ()) -> str:
+    """``docker run -d`` a container of ``image``; return its name."""
     full = PREFIX + name
     containers.append(full)
-    docker("run", "-d", "--name", full, *options, DOCKER_BASE_IMAGE, *command)
+    docker("run", "-d", "--name", full, *options, image, *command)
     return full
+
+
+def start(containers: list[str], name: str, *options: str, command: list[str] = SERVE) -> str:
+    """``docker run -d`` a container of the base image; return its name."""
+    return start_image(containers, name, DOCKER_BASE_IMAGE, *options, command=tuple(command))
 
 
 def wait_until_answers(url: str, timeout: float = 60) -> None:
@@ -117,16 +122,43 @@ def test_backend_container_fails_when_it_stopped(containers: list[str]) -> None:
 # -- container_answers: workshop check against the back-end ------------------------------------------
 
 
-def test_container_answers_passes_for_a_real_back_end(live_server: BackgroundService, capsys: pytest.CaptureFixture[str]) -> None:
-    check.container_answers(int(live_server.url.rsplit(":", 1)[1]))
+@pytest.fixture(scope="module")
+def backend_container(containers: list[str], backend_image: str) -> tuple[str, int]:
+    """The real back-end in a container of its image, published on a free port."""
+    port = free_port()
+    name = start_image(containers, "real-backend", backend_image, "-p", f"{port}:8000")
+    wait_until_answers(f"http://localhost:{port}/ready", timeout=180)
+    return name, port
+
+
+def test_container_answers_passes_for_the_real_back_end_in_its_container(
+    backend_container: tuple[str, int], backend_image: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, port = backend_container
+    check.container_answers(name, port, image=backend_image)
     assert "✅ Your container passes" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("language", "sentence"), [("en", "Your container fails 'health"), ("fr", "Votre conteneur échoue à « health")])
-def test_container_answers_fails_where_nothing_listens(monkeypatch: pytest.MonkeyPatch, language: str, sentence: str) -> None:
+def test_container_answers_fails_when_its_server_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, containers: list[str], language: str, sentence: str
+) -> None:
+    """A container publishing port 8000 where nothing listens: the connection is reset, the check says so."""
     monkeypatch.setenv("WORKSHOP_LANG", language)
-    error = failure(check.container_answers, free_port())
-    assert str(error).startswith(sentence) and "Nothing listens there" in str(error)
+    port = free_port()
+    name = start(containers, f"silent-{language}", "-p", f"{port}:8000", command=["sleep", "600"])
+    error = failure(check.container_answers, name, port, image=DOCKER_BASE_IMAGE)
+    assert str(error).startswith(sentence)
+
+
+def test_container_answers_fails_when_another_server_holds_the_port(
+    backend: tuple[str, int], live_server: BackgroundService
+) -> None:
+    """A back-end answering on the port is not enough: it must be the container's."""
+    name, _ = backend
+    port = int(live_server.url.rsplit(":", 1)[1])
+    error = failure(check.container_answers, name, port, image=DOCKER_BASE_IMAGE)
+    assert f"not on {port}" in error.en
 
 
 # -- prediction and frontend_reaches_backend: localhost inside a container ---------------------------

@@ -143,26 +143,33 @@ def frontend_image(image: str, health_timeout: float = 60) -> None:
     _docker_guarded(check, f"could not inspect {image}.", f"impossible d'inspecter {image}.")
 
 
+def _published(name: str, port: int, image: str) -> str:
+    """Fail unless the running container ``name`` comes from ``image`` and publishes its port 8000 on ``port``;
+    return the image it runs."""
+    container = _running_container(name)
+    used = container["Config"]["Image"]
+    expect(
+        used.split(":")[0] == image.split(":")[0],
+        f"{name} runs the image {used}, not {image}: remove it (docker rm -f {name}) and start it from {image}.",
+        f"{name} exécute l'image {used} et non {image} : supprimez-le (docker rm -f {name}) et relancez-le depuis {image}.",
+    )
+    published = (container["NetworkSettings"].get("Ports") or {}).get("8000/tcp") or []
+    host_ports = sorted({binding["HostPort"] for binding in published})
+    expect(
+        str(port) in host_ports,
+        f"{name} publishes the container's port 8000 on {', '.join(host_ports) or 'no port'}, not on {port}: "
+        f"remove it (docker rm -f {name}) and run it again with -p {port}:8000.",
+        f"{name} publie le port 8000 du conteneur sur {', '.join(host_ports) or 'aucun port'} et non sur {port} : "
+        f"supprimez-le (docker rm -f {name}) et relancez-le avec -p {port}:8000.",
+    )
+    return used
+
+
 def backend_container(name: str, port: int, image: str = BACKEND_IMAGE) -> None:
     """``name`` runs ``image`` and publishes the container's port 8000 on ``port`` of this machine."""
 
     def check() -> None:
-        container = _running_container(name)
-        used = container["Config"]["Image"]
-        expect(
-            used.split(":")[0] == image.split(":")[0],
-            f"{name} runs the image {used}, not {image}: remove it (docker rm -f {name}) and start it from {image}.",
-            f"{name} exécute l'image {used} et non {image} : supprimez-le (docker rm -f {name}) et relancez-le depuis {image}.",
-        )
-        published = (container["NetworkSettings"].get("Ports") or {}).get("8000/tcp") or []
-        host_ports = sorted({binding["HostPort"] for binding in published})
-        expect(
-            str(port) in host_ports,
-            f"{name} publishes the container's port 8000 on {', '.join(host_ports) or 'no port'}, not on {port}: "
-            f"remove it (docker rm -f {name}) and run it again with -p {port}:8000.",
-            f"{name} publie le port 8000 du conteneur sur {', '.join(host_ports) or 'aucun port'} et non sur {port} : "
-            f"supprimez-le (docker rm -f {name}) et relancez-le avec -p {port}:8000.",
-        )
+        used = _published(name, port, image)
         passed(
             f"{name} runs {used}: localhost:{port} on this machine leads to port 8000 in the container.",
             f"{name} exécute {used} : localhost:{port} sur cette machine mène au port 8000 du conteneur.",
@@ -171,8 +178,10 @@ def backend_container(name: str, port: int, image: str = BACKEND_IMAGE) -> None:
     _docker_guarded(check, f"could not inspect {name}.", f"impossible d'inspecter {name}.")
 
 
-def container_answers(port: int) -> None:
-    """The back-end published on ``port`` passes ``workshop check`` (health, readiness, predictions, a 4xx...)."""
+def container_answers(name: str, port: int, image: str = BACKEND_IMAGE) -> None:
+    """The container ``name``, published on ``port``, passes ``workshop check`` (health, readiness, predictions,
+    a bad image refused...): first checked to be the one answering there, not some other server on that port."""
+    _docker_guarded(lambda: _published(name, port, image), f"could not inspect {name}.", f"impossible d'inspecter {name}.")
     deployment_passes(f"http://localhost:{port}", what=say("Your container", "Votre conteneur"))
 
 
