@@ -188,14 +188,28 @@ def peer_rows(results: list[ModelResults]) -> list[str]:
     return rows
 
 
+def _instruction(created_by: str) -> str:
+    """A layer's Dockerfile instruction as `docker history` records it, without the shell and build-argument prefix."""
+    if not created_by:
+        return "(the base image)"
+    _, shell, command = created_by.partition("/bin/sh -c ")
+    if not shell:
+        command = created_by
+    elif command.startswith("#(nop)"):
+        command = command.removeprefix("#(nop)")
+    else:
+        command = f"RUN {command}"
+    command = " ".join(command.replace("|", "\\|").split())
+    return f"`{command[:140]}{'…' if len(command) > 140 else ''}`"
+
+
 def layer_rows(results: BenchResults) -> list[str]:
     """Each measured image's layers, largest first (`docker history`), with the image's total."""
     lines = []
     for tag, (total, layers) in results.container_layers.items():
         lines += [f"`{tag}`: {total / 1e6:.0f} MB in all.", "", *_table("Layer MB", "Made by")]
         for size, created_by in layers[:12]:
-            instruction = " ".join(created_by.replace("/bin/sh -c #(nop) ", "").replace("|", "\\|").split())
-            lines.append(_row(f"{size / 1e6:.1f}", f"`{instruction[:150]}{'…' if len(instruction) > 150 else ''}`"))
+            lines.append(_row(f"{size / 1e6:.1f}", _instruction(created_by)))
         lines.append("")
     return lines
 
