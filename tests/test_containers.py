@@ -214,3 +214,31 @@ def test_lean_image_serves_without_pytorch(lean_image: str) -> None:
         assert "Traceback" not in logs.stdout + logs.stderr
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+
+def test_a_service_that_cannot_start_is_named_at_once_not_waited_for(
+    stack: ComposeStack, docker_build_args: dict[str, str]
+) -> None:
+    """The back-end's published port is taken: compose creates the container but cannot start it."""
+    import socket
+
+    from workshop.containers import CommandFailed
+
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 0))
+        squatter.listen()
+        blocked = ComposeStack(
+            project=f"workshopblocked{os.getpid()}", backend_port=squatter.getsockname()[1],
+            frontend_port=free_port(), image_tag="test", **docker_build_args,
+        )
+        try:
+            with pytest.raises(CommandFailed):
+                blocked.up("backend")
+            assert blocked.health("backend") == "not running"
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="backend is not running: read the error of 'compose up'"):
+                blocked.wait_healthy(("backend",), timeout=120, grace=3)
+            assert time.monotonic() - started < 30, "a container that never started was waited for"
+        finally:
+            blocked.down()
+    assert blocked.leftovers() == {"containers": [], "networks": [], "volumes": []}

@@ -151,16 +151,33 @@ class ComposeStack:
         return run(["docker", "exec", self.container(service), *command])
 
     def health(self, service: str) -> str:
-        """``starting``, ``healthy`` or ``unhealthy``."""
-        return self.inspect(service)["State"]["Health"]["Status"]
+        """``starting``, ``healthy``, ``unhealthy``, or ``not running`` (created but never started, or stopped)."""
+        state = self.inspect(service)["State"]
+        if not state.get("Running"):
+            return "not running"
+        return (state.get("Health") or {}).get("Status", "no health check")
 
-    def wait_healthy(self, services: tuple[str, ...] = ("backend", "frontend"), timeout: float = 300) -> float:
-        """Wait until every service's health check passes; return the seconds it took."""
+    def wait_healthy(
+        self, services: tuple[str, ...] = ("backend", "frontend"), timeout: float = 300, grace: float = 15
+    ) -> float:
+        """Wait until every service's health check passes; return the seconds it took.
+
+        A service that stays ``not running`` for ``grace`` seconds (a restart takes less) fails at once, with
+        what to read, instead of waiting out the whole ``timeout``.
+        """
         started = time.monotonic()
         for service in services:
-            while self.health(service) != "healthy":
-                if time.monotonic() - started > timeout:
-                    raise TimeoutError(f"{service} was not healthy after {timeout:g} s")
+            down_since = None
+            while (status := self.health(service)) != "healthy":
+                now = time.monotonic()
+                if now - started > timeout:
+                    raise TimeoutError(f"{service} was not healthy after {timeout:g} s: read 'compose logs {service}'")
+                down_since = (down_since or now) if status == "not running" else None
+                if down_since is not None and now - down_since > grace:
+                    raise RuntimeError(
+                        f"{service} is not running: read the error of 'compose up' above and 'compose logs {service}'"
+                        " (a port already in use?)"
+                    )
                 time.sleep(1)
         return time.monotonic() - started
 
