@@ -69,7 +69,8 @@ PUBLIC_MODEL_PATTERN = re.compile(r"^(yolov8|yolo11|yolo12|yolo26)[nsmlx]$")
 
 ModelSource = Literal["bundled", "ultralytics", "file"]
 
-#: The blank pictures a warm-up runs: one per usual aspect ratio, so one per input shape requests will have.
+#: The blank pictures a warm-up runs: one per usual aspect ratio, so one per input shape requests will have
+#: (OpenVINO only: the others run a new shape as fast as the previous one, after their very first call).
 WARM_UP_SIZES = ((640, 480), (480, 640), (600, 400), (400, 600), (1280, 720), (720, 1280), (640, 640))
 
 
@@ -324,13 +325,13 @@ class ModelRegistry:
         return LoadedModel(spec=spec, engine=engine, load_seconds=seconds)
 
     def warm_up(self, name: str | None = None) -> LoadedModel:
-        """Load a model and run it once on a blank picture of each usual shape, so the first real request is not slow.
+        """Load a model and run it on a blank picture, so the first real request is not slow.
 
-        Each input shape costs more the first time (OpenVINO and ONNX Runtime prepare their
-        kernels for it, PyTorch its buffers): photos and frames are 4:3, 3:2 or 16:9, either way up, or square.
+        On OpenVINO, once per usual shape (photos and frames are 4:3, 3:2 or 16:9, either way up,
+        or square): it prepares its kernels for each new input shape on its first inference there.
         """
         model = self.get(name)
-        for size in WARM_UP_SIZES:
+        for size in WARM_UP_SIZES if model.engine.name == "openvino" else WARM_UP_SIZES[:1]:
             model.predict(Image.new("RGB", size), self.default_parameters())
         return model
 

@@ -53,9 +53,8 @@ class WarmUp:
             self._warm_the_route()
             if self.routes is not None:
                 asyncio.run(self._parse_once())
-            # Everything loaded so far (modules, the model) lives as long as the server: collect once now
-            # and leave it out of later collections, or the first request to trigger a full one walks it all.
-            gc.collect()
+            # Everything loaded so far (modules, the model) lives as long as the server: leave it out of
+            # later collections, or the first request to trigger a full one walks it all.
             gc.freeze()
             self.seconds = time.perf_counter() - started
             logger.info("Default model %s warmed up in %.2f s", self.registry.default_name, self.seconds)
@@ -73,7 +72,7 @@ class WarmUp:
         cost on the first one after /ready. No request goes through the HTTP stack: logs and
         metrics count only real requests.
         """
-        picture = Image.new("RGB", (640, 480), (114, 114, 114))
+        picture = Image.new("RGB", (64, 48), (114, 114, 114))  # small: the model itself is warm already
         for file_format in ("JPEG", "PNG"):
             body = PredictRequest(image=base64.b64encode(encode_image(picture, file_format)).decode("ascii"))
             answer = predict_image_bytes(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ class BenchConfig:
     # the goals use the median ratio, since on a shared VM the CPU's speed drifts within a run.
     goal_rounds: int = 3
     containers: list[str] = field(default_factory=list)  # image tags whose cold start is measured
+    cold_start_runs: int = 3  # each cold start is the median of this many (one start is one sample)
     work_dir: Path | None = None
 
 
@@ -171,12 +173,17 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] = print, 
         cold = {}
         for engine in [*config.engines, "auto"]:  # auto: the default, on what it chose above (cached)
             progress(f"cold start of `workshop serve` on {engine}")
-            cold[engine] = round(process_cold_start(bundled.read_bytes(), {**env, "WORKSHOP_ENGINE": engine}), 2)
+            cold[engine] = round(statistics.median(
+                process_cold_start(bundled.read_bytes(), {**env, "WORKSHOP_ENGINE": engine})
+                for _ in range(config.cold_start_runs)
+            ), 2)
         containers: dict[str, float | str] = {}
         for tag in config.containers:
             progress(f"cold start of the container {tag}")
             try:
-                containers[tag] = round(container_cold_start(tag, bundled.read_bytes()), 2)
+                containers[tag] = round(statistics.median(
+                    container_cold_start(tag, bundled.read_bytes()) for _ in range(config.cold_start_runs)
+                ), 2)
             except (subprocess.CalledProcessError, TimeoutError, OSError) as error:
                 containers[tag] = f"not measured: {error}".splitlines()[0]
         layers = {tag: image_layers(tag) for tag in config.containers if not isinstance(containers[tag], str)}
