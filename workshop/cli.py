@@ -500,8 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="benchmark the engines and the API on this machine (docs/benchmarks.md)")
-    bench.add_argument("--models", nargs="+", default=["shapes", "yolo11n"],
-                       help="models to measure; yolo11n is built untrained from its YAML (offline)")
+    bench.add_argument("--models", nargs="+", default=["shapes", "yolo26n"],
+                       help="models to measure; public ones (yolo26n) are built untrained from their YAML (offline)")
     bench.add_argument("--engines", nargs="+", choices=["pytorch", "onnx", "openvino"],
                        default=["pytorch", "onnx", "openvino"])
     bench.add_argument("--clients", nargs="+", type=int, default=[1, 4, 8, 16], help="concurrent clients, multipart")
