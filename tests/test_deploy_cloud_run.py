@@ -359,6 +359,13 @@ def test_teardown_dry_run_prints_the_deletion_and_the_checks(tmp_path: Path) -> 
         "gcloud artifacts repositories describe workshop --location=europe-west1 --project=my-workshop-project "
         "'--format=value(name)' || true",
     ]
+    assert "# Dry run: the 2 commands below are what --execute runs, then these checks" in result.stdout
+
+
+def test_teardown_dry_run_of_one_deletion_says_the_command(tmp_path: Path) -> None:
+    result = cli(tmp_path, "teardown", "--student", "ada", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# Dry run: the command below is what --execute runs, then these checks")
 
 
 def test_printed_plan_is_the_one_print_plan_gives(tmp_path: Path) -> None:

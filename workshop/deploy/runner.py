@@ -344,7 +344,8 @@ def teardown(
     steps = plan(config, delete_image=delete_image, delete_repository=delete_repository)
     checks = listing(config, delete_image=delete_image, delete_repository=delete_repository)
     if not execute_steps:
-        print(f"# Dry run: the {len(steps)} commands below are what --execute runs, then these checks "
+        what = "the command below is" if len(steps) == 1 else f"the {len(steps)} commands below are"
+        print(f"# Dry run: {what} what --execute runs, then these checks "
               "(each prints what is left, one name a line).", file=out)
         print_plan([*steps, *(check.step for check in checks)], out)
         return []
