@@ -147,6 +147,22 @@ def test_student_notebooks_hold_no_solution_and_no_output(language: str) -> None
         assert all(not cell.get("outputs") for cell in cells if cell["cell_type"] == "code"), path
 
 
+CODESPACE_CHECKOUT = "/workspaces/deploy-ml-workshop"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_recorded_outputs_show_the_codespaces_checkout_not_the_recording_machines(language: str) -> None:
+    """A student compares their outputs with these: the paths must be the ones a codespace shows."""
+    for path in solution_notebooks(language, REPO_ROOT):
+        for cell in load(path)["cells"]:
+            for output in cell.get("outputs", []):
+                text = "".join(output.get("text", ""))
+                for folder in re.findall(r"(?:root|racine du projet), ([^\s/]+)/", text):
+                    assert folder == Path(CODESPACE_CHECKOUT).name, f"{path.name}: the project's root shown as {folder}/"
+                for found in re.findall(r"(/[\w./-]+?)/\.workshop-deploy/", text):
+                    assert found == CODESPACE_CHECKOUT, f"{path.name}: {found}/.workshop-deploy/"
+
+
 def test_stripping_a_solution_leaves_a_placeholder_that_still_runs() -> None:
     cell = textwrap.dedent(
         """\

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from workshop.checkpoints import LANGUAGE_VARIABLE, language, say
 from workshop.links import public_url
 from workshop.registry import ModelRegistry
 from workshop.samples import photo, shapes_sample
@@ -39,8 +40,6 @@ def go_to_project_root() -> Path:
     types them in a terminal at the project's root. The language of the checkpoints' messages is taken
     from the notebook's folder (``fr`` or ``en``) first, since the working directory changes here.
     """
-    from workshop.checkpoints import LANGUAGE_VARIABLE, language
-
     os.environ.setdefault(LANGUAGE_VARIABLE, language())
     # The shell cells run the venv's commands (uvicorn, workshop, streamlit) even when Jupyter was
     # started without activating the venv (scripts/test.sh runs .venv/bin/python -m pytest).
@@ -49,7 +48,8 @@ def go_to_project_root() -> Path:
         os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     root = project_root()
     os.chdir(root)
-    print(f"Working directory: the project's root, {root.name}/")
+    print(say(f"Working directory: the project's root, {root.name}/",
+              f"Répertoire de travail : la racine du projet, {root.name}/"))
     return root
 
 
@@ -62,11 +62,17 @@ def choose_model(registry: ModelRegistry | None = None) -> str:
     """The model the notebooks use, said out loud: the public default online, the bundled one offline."""
     registry = registry or ModelRegistry(Settings())
     name = registry.default_name
-    if name == BUNDLED_MODEL:
-        reason = "online, but the public weights are not cached" if network_available() else "offline"
-        print(f"Using the bundled model '{name}' ({reason}): it finds circles, squares and triangles.")
+    if name != BUNDLED_MODEL:
+        print(say(f"Using the public model '{name}': 80 COCO classes (people, cats, cups...).",
+                  f"Modèle public '{name}' : 80 classes COCO (personnes, chats, tasses...)."))
+    elif network_available():
+        print(say(f"Using the bundled model '{name}' (online, but the public weights are not cached): "
+                  "it finds circles, squares and triangles.",
+                  f"Modèle embarqué '{name}' (en ligne, mais les poids publics ne sont pas en cache) : "
+                  "il trouve des cercles, des carrés et des triangles."))
     else:
-        print(f"Using the public model '{name}': 80 COCO classes (people, cats, cups...).")
+        print(say(f"Using the bundled model '{name}' (offline): it finds circles, squares and triangles.",
+                  f"Modèle embarqué '{name}' (hors ligne) : il trouve des cercles, des carrés et des triangles."))
     return name
 
 

@@ -428,10 +428,11 @@ def gcloud_step(line: str, cell_text: str, namespace: dict, out=None) -> None:
     flags = [RUN_FLAG, *line.split()]
     off = [name for name in flags if not _flag(namespace, name)]
     if off:
-        names = " and ".join(f"{name} = True" for name in off)
-        print(say(f"not run: set {names} to run it. The same commands, for a terminal at the project's root:",
-                  f"non exécuté : mettez {names} pour l'exécuter. Les mêmes commandes, pour un terminal à la "
-                  "racine du projet :"), file=out)
+        flags_on = [f"{name} = True" for name in off]
+        print(say(f"not run: set {' and '.join(flags_on)} to run it. The same commands, for a terminal at the "
+                  "project's root:",
+                  f"non exécuté : mettez {' et '.join(flags_on)} pour l'exécuter. Les mêmes commandes, pour un "
+                  "terminal à la racine du projet :"), file=out)
         print(cell_text.strip("\n"), file=out)
         return
     run_body(cell_text, out)
