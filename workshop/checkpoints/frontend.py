@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import requests
 from PIL import Image, ImageChops
 
-from workshop.checkpoints import expect, fail, guarded, passed
+from workshop.checkpoints import expect, fail, guarded, passed, say
 from workshop.schemas import Detection
 from workshop.checkpoints import servers
 from workshop.services import BackgroundService
@@ -44,7 +44,7 @@ def start_in_background(
     printed, then a line once the server is up; a server that does not start fails with one sentence, under its log.
     """
     service = servers.start_in_background(command, url, name=name, ready_path=ready_path, env=env, timeout=timeout)
-    print(f"{name} is up: {url}")
+    print(say(f"{name} is up: {url}", f"{name} a démarré : {url}"))
     return service
 
 
