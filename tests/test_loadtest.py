@@ -33,17 +33,20 @@ def test_loadtest_writes_figures_per_step_against_a_local_server(
     assert status == 0, printed
     rows, summary = read_summary(output)
     assert [row["users"] for row in rows] == ["1", "2"]  # one row per step, in order
+    routes = {"/predict/upload", "/predict", "/health"}
     for row, step in zip(rows, summary["steps"], strict=True):
         assert int(row["requests"]) == step["requests"] > 0
         assert int(row["failures"]) == step["failures"] == 0, step["errors"]
         assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["p99_ms"]
         assert step["requests_per_s"] > 0
-        # Every route of the scenario was exercised, and named by route rather than by full URL.
-        assert set(step["routes"]) == {"/predict/upload", "/predict", "/health"}
+        # Requests are named by route rather than by full URL. Each user asks /health when it starts; the
+        # other routes are drawn at random (weights 7:2:1), so a short step may miss /predict, not the run.
+        assert "/health" in step["routes"] and set(step["routes"]) <= routes
         assert sum(route["requests"] for route in step["routes"].values()) == step["requests"]
         # Requests/s is over the step's 3 s of load: not over Locust's start-up and shut-down too, and
         # not over a step cut short (Locust's timer once counted the seconds it took to import the locustfile).
         assert 1.5 <= step["requests"] / step["requests_per_s"] <= 3.5
+    assert set().union(*(step["routes"] for step in summary["steps"])) == routes, "a route was never exercised"
     plot = (output / "loadtest.png").read_bytes()
     assert plot.startswith(b"\x89PNG\r\n\x1a\n")
     assert 20_000 < len(plot) < 1_000_000

@@ -5,8 +5,9 @@ on its own, with Locust's web page, for a student who wants to watch:
 
     locust -f workshop/loadtest/locustfile.py --host http://localhost:8000
 
-Each user sends a generated shapes picture, mostly as a multipart upload (what
-the front-end sends), some as base64 JSON, and now and then asks ``/health``.
+Each user first asks ``/health`` (is the server up?), as the front-end does, then
+sends a generated shapes picture, mostly as a multipart upload (what the
+front-end sends), some as base64 JSON, and now and then asks ``/health`` again.
 Requests are named by route, so Locust's figures group by route, and any answer
 other than 200 counts as a failure: a 401 (missing API key) or a 503 (queue
 full) shows up in the figures instead of being hidden.
@@ -51,6 +52,7 @@ class WorkshopUser(HttpUser):
     def on_start(self) -> None:
         if _API_KEY is not None:
             self.client.headers[API_KEY_HEADER] = _API_KEY.get_secret_value()
+        self.health()
 
     @task(7)
     def predict_upload(self) -> None:
