@@ -46,15 +46,17 @@ class OfflineRegistry:
     default_name = BUNDLED_MODEL
 
 
-@pytest.mark.parametrize(("language", "expected"), [
-    ("en", "Using the bundled model 'shapes' (offline): it finds circles, squares and triangles."),
-    ("fr", "Modèle embarqué 'shapes' (hors ligne) : il trouve des cercles, des carrés et des triangles."),
+@pytest.mark.parametrize(("language", "online", "expected"), [
+    ("en", False, "Using the bundled model 'shapes' (offline): it finds circles, squares and triangles."),
+    ("fr", False, "Modèle embarqué 'shapes' (hors ligne) : il trouve des cercles, des carrés et des triangles."),
+    ("fr", True, "Modèle embarqué 'shapes' (en ligne, mais les poids publics ne sont pas en cache) : il trouve des "
+                 "cercles, des carrés et des triangles."),
 ])
 def test_choose_model_says_which_model_and_why(
     notebook_folder, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, language: str,
-    expected: str,
+    online: bool, expected: str,
 ) -> None:
     notebook_folder(language)
-    monkeypatch.setattr(lab, "network_available", lambda: False)
+    monkeypatch.setattr(lab, "network_available", lambda: online)
     assert lab.choose_model(OfflineRegistry()) == BUNDLED_MODEL
     assert capsys.readouterr().out.strip() == expected

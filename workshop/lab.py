@@ -65,14 +65,14 @@ def choose_model(registry: ModelRegistry | None = None) -> str:
     if name != BUNDLED_MODEL:
         print(say(f"Using the public model '{name}': 80 COCO classes (people, cats, cups...).",
                   f"Modèle public '{name}' : 80 classes COCO (personnes, chats, tasses...)."))
-    elif network_available():
-        print(say(f"Using the bundled model '{name}' (online, but the public weights are not cached): "
-                  "it finds circles, squares and triangles.",
-                  f"Modèle embarqué '{name}' (en ligne, mais les poids publics ne sont pas en cache) : "
-                  "il trouve des cercles, des carrés et des triangles."))
     else:
-        print(say(f"Using the bundled model '{name}' (offline): it finds circles, squares and triangles.",
-                  f"Modèle embarqué '{name}' (hors ligne) : il trouve des cercles, des carrés et des triangles."))
+        if network_available():
+            reason = say("online, but the public weights are not cached",
+                         "en ligne, mais les poids publics ne sont pas en cache")
+        else:
+            reason = say("offline", "hors ligne")
+        print(say(f"Using the bundled model '{name}' ({reason}): it finds circles, squares and triangles.",
+                  f"Modèle embarqué '{name}' ({reason}) : il trouve des cercles, des carrés et des triangles."))
     return name
 
 

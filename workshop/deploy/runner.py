@@ -267,11 +267,16 @@ _NO_STUDENT_NOTE = (
 )
 
 
+def _commands_below(steps: Sequence[Step]) -> str:
+    """The dry run's subject: "the command below is" for one step, "the 12 commands below are" for twelve."""
+    return "the command below is" if len(steps) == 1 else f"the {len(steps)} commands below are"
+
+
 def _print_dry_run(notes: Sequence[str], steps: Sequence[Step], closing: Sequence[str], out: TextIO) -> None:
     """The plan as a bash script: the notes and closing lines are comments, so the whole output can be pasted."""
     for note in notes:
         print(f"# {note}", file=out)
-    print(f"# Dry run: the {len(steps)} commands below are what --execute runs; pasted into a terminal "
+    print(f"# Dry run: {_commands_below(steps)} what --execute runs; pasted into a terminal "
           "(bash), they do the same from any directory.", file=out)
     print_plan(steps, out)
     for line in closing:
@@ -344,8 +349,7 @@ def teardown(
     steps = plan(config, delete_image=delete_image, delete_repository=delete_repository)
     checks = listing(config, delete_image=delete_image, delete_repository=delete_repository)
     if not execute_steps:
-        what = "the command below is" if len(steps) == 1 else f"the {len(steps)} commands below are"
-        print(f"# Dry run: {what} what --execute runs, then these checks "
+        print(f"# Dry run: {_commands_below(steps)} what --execute runs, then these checks "
               "(each prints what is left, one name a line).", file=out)
         print_plan([*steps, *(check.step for check in checks)], out)
         return []
