@@ -58,6 +58,11 @@ def _pinned(package: str) -> str:
     raise AssertionError(f"{package} is not pinned in requirements/constraints.txt")
 
 
+def _cpu_build_version(package: str) -> str:
+    """The version the CPU index serves for the pin: ``2.14.1+cpu`` for ``torch==2.14.1``."""
+    return _pinned(package).split("==")[1] + CPU_LOCAL_VERSION
+
+
 def _write_project_page(root: Path, project: str, wheels: list[Path]) -> None:
     """A PEP 503 project page, with each wheel's metadata beside it (PEP 658), as real indexes serve them."""
     page = root / "simple" / project
@@ -128,9 +133,6 @@ class LoopbackIndex:
 
     url: str
     requests: list[str] = field(default_factory=list)
-
-    def asked_for(self, fragment: str) -> list[str]:
-        return [path for path in self.requests if fragment in path]
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +223,7 @@ def test_backend_dependencies_install_with_torch_from_the_cpu_index_and_the_rest
         asked = [unquote(path) for path in torch_only_index.requests[before:]]
         # torch and torchvision were taken from the index: their pages, then their wheels.
         for package in TORCH_PACKAGES:
-            version = _pinned(package).split("==")[1] + CPU_LOCAL_VERSION
+            version = _cpu_build_version(package)
             assert any(path.rstrip("/") == f"/simple/{package}" for path in asked), asked
             assert any(path.startswith(f"/{package}-{version}-") and path.endswith(".whl") for path in asked), asked
         # ...and nothing else was asked of it: the other packages came from PyPI.
@@ -233,7 +235,7 @@ def test_backend_dependencies_install_with_torch_from_the_cpu_index_and_the_rest
                          "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))")
         installed = json.loads(run(["docker", "run", "--rm", IMAGE, "python", "-c", list_versions]))
         for package in TORCH_PACKAGES:
-            assert installed[package] == _pinned(package).split("==")[1] + CPU_LOCAL_VERSION
+            assert installed[package] == _cpu_build_version(package)
         assert [name for name in installed if CUDA_PACKAGE.match(name)] == []
     finally:
         subprocess.run(["docker", "rmi", "-f", IMAGE], capture_output=True)
