@@ -28,8 +28,9 @@ from workshop.samples import shapes_sample  # noqa: E402
 from workshop.services import BackgroundService, start_backend  # noqa: E402
 from workshop.settings import BUNDLED_MODEL, Settings  # noqa: E402
 
+from ci_skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401  (hooks: 0 skips in CI)
 from support import (  # noqa: E402  (tests/ is on sys.path under pytest)
-    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, PROJECT_SOURCE, REPO_ROOT,
+    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, PROJECT_SOURCE, REPO_ROOT, missing_tool,
 )
 
 
@@ -94,9 +95,7 @@ def shapes_png() -> bytes:
 def page() -> Iterator:
     """A Playwright page in Debian's headless Chromium (installed by scripts/test.sh)."""
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is missing: scripts/test.sh should have installed it")
-        pytest.skip("Debian's chromium is not installed (scripts/install-test-tools.sh installs it)")
+        missing_tool("Debian's chromium is not installed (scripts/install-test-tools.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -116,9 +115,7 @@ def docker_engine() -> None:
 
     if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         return
-    if os.environ.get("CI"):
-        pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
-    pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+    missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
 
 
 @pytest.fixture(scope="session")

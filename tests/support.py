@@ -1,4 +1,4 @@
-"""Facts about this machine that fixtures and tests share: the browser, the Docker base image.
+"""Facts about this machine that fixtures and tests share: the browser, the Docker base image, missing tools, ports.
 
 A module of its own, not ``conftest``: ``notebooks/`` has a ``conftest.py`` too, so
 ``from conftest import ...`` would find whichever was imported first.
@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +31,30 @@ DOCKER_TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
 
 #: Label of this project's images: untagged builder stages are found (and pruned) by it.
 PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
+
+
+def missing_tool(reason: str) -> None:
+    """A tool a test needs is missing: skip on a laptop, fail in CI (``CI`` set), where scripts/test.sh installs it.
+
+    ``reason`` says what is missing and what installs it, e.g. "gpg is missing (scripts/install-test-tools.sh
+    installs gnupg)".
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; in CI every tool the tests need must be there", pytrace=False)
+    pytest.skip(reason)
+
+
+@contextmanager
+def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port where every connection is refused, held for as long as the block lasts.
+
+    A socket bound to the port but not listening: the kernel answers each connection with a reset, as for a
+    stopped server, and no other process can bind the port meanwhile (``free_port()`` only says a port was free
+    when it was asked).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((host, 0))
+        yield holder.getsockname()[1]
 
 
 def save_screenshot(page: Any, path: Path, asset: Path) -> Path:

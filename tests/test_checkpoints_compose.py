@@ -17,17 +17,20 @@ from workshop.checkpoints import compose as check
 from workshop.containers import ComposeStack, compose_command
 from workshop.services import free_port
 
+from support import missing_tool  # tests/ is on sys.path under pytest
 
-def compose_installed() -> bool:
+
+@pytest.fixture(scope="module")
+def compose_client() -> None:
+    """The compose-file checkpoint runs the real ``compose config``: the client alone (v2 or v1), no engine needed."""
     try:
         compose_command()
     except RuntimeError:
-        return False
-    return True
+        missing_tool("Docker Compose is not installed, neither v2 nor v1 (scripts/docker-offline.sh installs it)")
 
 
-#: The compose-file checkpoint runs the real `compose config`: the client alone, no engine needed.
-needs_compose = pytest.mark.skipif(not compose_installed(), reason="Docker Compose is not installed")
+#: Compose is installed (in CI its absence fails the run: scripts/test.sh installs it).
+needs_compose = pytest.mark.usefixtures("compose_client")
 
 BACKEND = """\
 services:

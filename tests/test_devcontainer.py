@@ -28,6 +28,8 @@ import requests
 from workshop.links import in_codespace, public_url
 from workshop.services import free_port, start_process
 
+from support import missing_tool  # tests/ is on sys.path under pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVCONTAINER_DIR = ROOT / ".devcontainer"
 DEVCONTAINER = DEVCONTAINER_DIR / "devcontainer.json"
@@ -308,7 +310,7 @@ def google_apt_stand_in(docker_engine: None, tmp_path_factory: pytest.TempPathFa
     """Stands in for Google's apt repository: ``/google/apt`` is signed with the key it serves;
     ``/forged/apt`` serves the same key but is signed by another one."""
     if not shutil.which("gpg"):
-        pytest.skip("gpg is needed to sign the stand-in repository (apt-get install gnupg)")
+        missing_tool("gpg is needed to sign the stand-in repository (scripts/install-test-tools.sh installs gnupg)")
     work = tmp_path_factory.mktemp("google-apt")
     google, stranger = work / "gnupg-google", work / "gnupg-stranger"
     fingerprint = _signing_key(google, "google")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import DOCKER_BASE_IMAGE, REPO_ROOT  # tests/ is on sys.path under pytest
+from support import DOCKER_BASE_IMAGE, REPO_ROOT, missing_tool  # tests/ is on sys.path under pytest
 
 from workshop.containers import ComposeStack, run
 from workshop.samples import shapes_sample
@@ -157,9 +157,7 @@ http {{
 def forwarded(frontend_image: str, live_server: BackgroundService) -> Iterator[dict[str, ProxiedFrontend]]:
     """Two front-end containers (as in a codespace; as anywhere else) behind one nginx; all removed afterwards."""
     if not NGINX.exists():
-        if os.environ.get("CI"):
-            pytest.fail("Debian's nginx is missing: scripts/install-test-tools.sh should have installed it")
-        pytest.skip("Debian's nginx is not installed (scripts/install-test-tools.sh installs it)")
+        missing_tool("Debian's nginx is not installed (scripts/install-test-tools.sh installs it)")
     folder = Path(tempfile.mkdtemp(prefix="workshop-proxy-"))
     folder.chmod(0o755)  # nginx's workers drop root (to nobody or www-data) and must read the editor page
     worlds = {

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from support import CHROMIUM, CHROMIUM_ARGS, save_screenshot  # tests/ is on sys.path under pytest
+from support import CHROMIUM, CHROMIUM_ARGS, missing_tool, save_screenshot  # tests/ is on sys.path under pytest
 from workshop.bench.agreement import box_iou
 from workshop.samples import shapes_sample
 from workshop.schemas import Detection
@@ -62,7 +62,7 @@ def frontend(live_server: BackgroundService, tmp_path_factory: pytest.TempPathFa
 def camera_page(tmp_path: Path) -> Iterator:
     """A page in Chromium whose camera films :data:`CAMERA_SAMPLE`."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-test-tools.sh installs it)")
+        missing_tool("Debian's chromium is not installed (scripts/install-test-tools.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     film = tmp_path / "camera.y4m"

@@ -34,6 +34,8 @@ from workshop.registry import ModelRegistry
 from workshop.services import BackgroundService, start_backend
 from workshop.settings import BUNDLED_MODEL, Settings
 
+from support import missing_tool  # tests/ is on sys.path under pytest
+
 PUBLIC_DEFAULT = "yolo26n"
 NOTEBOOKS = [path for path in solution_notebooks("en", REPO_ROOT) if not path.name.startswith("08_")]
 
@@ -245,9 +247,7 @@ def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: 
 
     nb = nbformat.read(notebook, as_version=4)
     if nb.metadata.get("workshop", {}).get("docker") and not docker_available():
-        if os.environ.get("CI"):
-            pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
-        pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+        missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
     client = NotebookClient(nb, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
     client.execute()  # raises CellExecutionError, with the cell and its traceback, when a cell fails
