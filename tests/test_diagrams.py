@@ -4,7 +4,7 @@ import runpy
 import sys
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from support import REPO_ROOT  # tests/ is on sys.path under pytest
 
@@ -25,14 +25,21 @@ def redrawn(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", PICTURES)
-def test_script_redraws_the_committed_picture_at_its_size(redrawn, name):
-    """Same pixel size as the committed PNG (1400 px wide: readable at 100 % in a notebook), and not blank."""
+def test_the_committed_picture_is_the_scripts_drawing(redrawn, name):
+    """Pixel for pixel: a picture edited by hand, or a script changed without redrawing, fails here.
+
+    Pixels rather than bytes, so that another zlib compressing the same picture differently still passes.
+    """
     committed = Image.open(REPO_ROOT / "docs" / "assets" / name)
     fresh = Image.open(redrawn / name)
     fresh.verify()  # A valid PNG, not a truncated file.
     fresh = Image.open(redrawn / name)
-    assert fresh.format == "PNG"
-    assert fresh.size == committed.size
-    assert fresh.size[0] == 1400
-    # Boxes and text drawn: far more than the white background's single colour.
-    assert len(fresh.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+    assert fresh.format == committed.format == "PNG"
+    assert fresh.size == committed.size, f"{name}: {fresh.size} redrawn, {committed.size} committed"
+    fresh, committed = fresh.convert("RGBA"), committed.convert("RGBA")
+    # Every channel, alpha too (getbbox() of an RGBA picture would look at its alpha only).
+    changed = ImageChops.difference(fresh, committed).getbbox(alpha_only=False)
+    assert changed is None and fresh.tobytes() == committed.tobytes(), (
+        f"docs/assets/{name} differs from the script's drawing in the box {changed}: "
+        "redraw it with `python scripts/draw_diagrams.py` and commit the PNG"
+    )
