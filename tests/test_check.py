@@ -43,6 +43,8 @@ from workshop.check import (
 from workshop.cli import main
 from workshop.services import BackgroundService, free_port, start_backend, start_process
 
+from support import refused_port  # tests/ is on sys.path under pytest
+
 API_KEY = "grading-key-4f1c"
 CHECK_NAMES = [check.name for check in CHECKS]
 
@@ -201,6 +203,66 @@ def silent_socket() -> Iterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
+@pytest.fixture
+def stopped_url() -> Iterator[str]:
+    """A stopped back-end: a port held, for the test, where every connection is refused."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+class _RoundsOfThree:
+    """A port that holds each connection until three are held at once, then hangs up on the three together.
+
+    It records the most connections it ever held at once, and every connection that waited in vain for two more
+    (20 s): a grader checking three deployments at a time fills each round; one checking them one by one never
+    fills one; one checking six at a time holds more than three at once. Each connection is counted out before it
+    is closed, so a grader's next connection can never find the previous one still counted. A full round is held
+    a moment more before its release: time for a grader's surplus connections to arrive and be counted (a right
+    grader has none: all its workers are waiting on the round), so no pass depends on that moment, only a catch.
+    """
+
+    ROUND = 3
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.round = threading.Barrier(self.ROUND, action=lambda: time.sleep(0.2), timeout=20)
+        self.lock = threading.Lock()
+        self.held = self.most_held = self.connections = 0
+        self.rounds_never_filled = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
+
+    def _hold(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.connections += 1
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+        try:
+            self.round.wait()
+        except threading.BrokenBarrierError:
+            with self.lock:
+                self.rounds_never_filled += 1
+        with self.lock:
+            self.held -= 1
+        connection.close()  # no answer: the health check fails at once
+
+
+@pytest.fixture
+def rounds_of_three() -> Iterator[_RoundsOfThree]:
+    server = _RoundsOfThree()
+    yield server
+    server.round.abort()
+    server.listener.close()
+
+
 def _statuses(report) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}
 
@@ -251,7 +313,7 @@ def test_project_backend_report_as_data(keyed_backend: BackgroundService, pictur
     assert _statuses(report) == dict.fromkeys(CHECK_NAMES, "pass")
     assert report.score == "8/8" and report.fixes == []
     assert report.model == "shapes"  # the offline default, as /models marks it
-    assert 0 < report.latency < 2.0
+    assert report.latency > 0  # measured; how fast is the benchmark's business
     assert report.result("bad_image").detail.startswith("422: The file is not an image")
     assert report.to_dict()["passed"] is True and report.to_dict()["checks"][0]["name"] == "health"
 
@@ -311,11 +373,11 @@ def test_original_lab_backend_with_a_key_is_open_to_anyone(
 # ---------------------------------------------------------------------------------------- servers that are not the API
 
 
-def test_stopped_server_is_unreachable_quickly(picture: Picture, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
+def test_stopped_server_is_unreachable_and_nothing_more_is_asked(
+    picture: Picture, capsys: pytest.CaptureFixture[str], stopped_url: str
+) -> None:
+    url = stopped_url
     report = check_deployment(url, picture=picture)
-    assert time.monotonic() - started < 3
     assert not report.reachable and not report.passed and report.score == "0/1"
     health = report.result("health")
     assert health.detail == f"cannot connect to {url}: Connection refused"
@@ -326,6 +388,7 @@ def test_stopped_server_is_unreachable_quickly(picture: Picture, capsys: pytest.
 
 
 @pytest.mark.slow  # waits for timeouts, by design
+@pytest.mark.timeout(120)  # a hang fails here; how long a timeout takes is not asserted
 def test_packets_dropped_is_a_connect_timeout_not_a_hang(picture: Picture) -> None:
     """Stands in for a firewall that drops packets: a listener whose accept queue is full drops new SYNs."""
     with socket.socket() as listener:
@@ -333,20 +396,17 @@ def test_packets_dropped_is_a_connect_timeout_not_a_hang(picture: Picture) -> No
         listener.listen(0)
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port), timeout=2):  # fills the queue
-            started = time.monotonic()
             report = check_deployment(f"http://127.0.0.1:{port}", timeout=1, picture=picture)
-            elapsed = time.monotonic() - started
-    assert 1 <= elapsed < 3
+    assert report.checks_run == 1  # given up after the health check: no retries, nothing else tried
     assert report.result("health").detail == f"no connection to http://127.0.0.1:{port} within 1 s"
     assert "firewall rule opens the port" in report.result("health").fix
     assert not report.reachable
 
 
 @pytest.mark.slow  # waits for timeouts, by design
+@pytest.mark.timeout(120)  # a hang fails here; how long a timeout takes is not asserted
 def test_server_that_never_answers_times_out(silent_socket: str, picture: Picture) -> None:
-    started = time.monotonic()
     report = check_deployment(silent_socket, timeout=1, picture=picture)
-    assert time.monotonic() - started < 3
     assert report.result("health").detail == "connected, but GET /health got no answer within 1 s"
     assert report.result("health").fix.startswith("The server accepts connections but does not answer")
     assert report.checks_run == 1 and not report.passed
@@ -445,9 +505,9 @@ def _write_roster(path: Path, rows: list[list[str]], header: str = "name,url,key
 
 @pytest.mark.slow  # a real server process
 def test_roster_grades_each_student(
-    keyed_backend: BackgroundService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    keyed_backend: BackgroundService, tmp_path: Path, capsys: pytest.CaptureFixture[str], stopped_url: str
 ) -> None:
-    stopped = f"http://127.0.0.1:{free_port()}"
+    stopped = stopped_url
     roster = _write_roster(tmp_path / "class.csv", [
         ["Alice", keyed_backend.url, API_KEY], ["Bob", stopped, ""], ["Chloé", keyed_backend.url, "wrong-key"],
     ])
@@ -461,7 +521,7 @@ def test_roster_grades_each_student(
     assert (alice["reachable"], alice["ready"], alice["contract"], alice["model"], alice["failed"], alice["fix"]) == (
         "yes", "yes", "8/8", "shapes", "", ""
     )
-    assert 0 < int(alice["latency_ms"]) < 2000
+    assert int(alice["latency_ms"]) > 0  # measured, whatever the machine's speed
     assert (bob["reachable"], bob["ready"], bob["contract"], bob["latency_ms"], bob["failed"]) == (
         "no", "-", "0/1", "", "health"
     )
@@ -486,15 +546,19 @@ def test_roster_grades_each_student(
     assert API_KEY not in captured.out + captured.err + output.read_text()  # keys never end up in the results
 
 
-def test_roster_result_beside_the_roster_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    roster = _write_roster(tmp_path / "groupe-b.csv", [["Dora", f"127.0.0.1:{free_port()}", ""]])
+def test_roster_result_beside_the_roster_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stopped_url: str
+) -> None:
+    roster = _write_roster(tmp_path / "groupe-b.csv", [["Dora", stopped_url.removeprefix("http://"), ""]])
     assert main(["check", "--roster", str(roster)]) == 1
     assert (tmp_path / "groupe-b-results.csv").read_text().splitlines()[1].startswith("Dora,http://127.0.0.1:")
     assert capsys.readouterr().out.splitlines()[-1] == f"Results written to {tmp_path / 'groupe-b-results.csv'}"
 
 
-def test_json_for_one_url_and_for_a_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+def test_json_for_one_url_and_for_a_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stopped_url: str
+) -> None:
+    url = stopped_url
     assert main(["check", url, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["url"], report["passed"], report["reachable"], report["score"]) == (url, False, False, "0/1")
@@ -507,14 +571,13 @@ def test_json_for_one_url_and_for_a_class(tmp_path: Path, capsys: pytest.Capture
     assert "secret-of-eve" not in out
 
 
-@pytest.mark.slow  # waits for timeouts, by design
-def test_roster_checks_in_parallel_and_bounded(silent_socket: str, picture: Picture) -> None:
-    """Six deployments that never answer (1 s each), three at a time: two rounds, neither one nor six."""
-    entries = [RosterEntry(f"student {index}", silent_socket) for index in range(6)]
-    started = time.monotonic()
-    results = check_roster(entries, workers=3, timeout=1, picture=picture)
-    elapsed = time.monotonic() - started
-    assert 2.0 <= elapsed < 5.0
+def test_roster_checks_in_parallel_and_bounded(rounds_of_three: _RoundsOfThree, picture: Picture) -> None:
+    """Six deployments, three at a time: two full rounds of three, never more at once; neither one nor six."""
+    entries = [RosterEntry(f"student {index}", rounds_of_three.url) for index in range(6)]
+    results = check_roster(entries, workers=3, timeout=60, picture=picture)
+    assert rounds_of_three.rounds_never_filled == 0, "fewer than three deployments were checked at once"
+    assert rounds_of_three.most_held == 3, f"{rounds_of_three.most_held} deployments were checked at once"
+    assert rounds_of_three.connections == 6  # one per student: no retries
     assert [result.entry.name for result in results] == [entry.name for entry in entries]  # the roster's order
     assert all(result.row()["failed"] == "health" for result in results)
 
