@@ -155,12 +155,18 @@ def test_a_filter_that_edits_its_input_is_still_judged_on_what_it_returns(model:
     check.confidence_filter(_drops_in_place, model, image)
 
 
-def test_a_fresh_model_is_slower_on_its_first_call(model: Any, image: Any) -> None:
-    """The premise of exercise 3, measured as the notebook measures it."""
+def test_a_fresh_model_sets_itself_up_on_its_first_call_only(image: Any) -> None:
+    """The premise of exercise 3, as what Ultralytics does rather than how long it takes (a busy machine can make
+    any call slow): the first call builds the predictor (loads the network onto the device, warms it up), the next
+    ones reuse it. The notebook measures the cost; the benchmark's cold-start section says how large it is."""
     fresh = import_yolo()(str(bundled_weights_path()))
-    model.predict(image, verbose=False)  # PyTorch itself is warm: only the fresh model's own set-up is left
-    seconds = time_calls(lambda: fresh.predict(image, verbose=False), runs=4)
-    check.first_call_prediction(True, 3, seconds)
+    assert fresh.predictor is None  # nothing set up yet
+    seconds = time_calls(lambda: fresh.predict(image, verbose=False), runs=2)
+    predictor = fresh.predictor
+    assert predictor is not None and predictor.model is not None  # built by the first call
+    fresh.predict(image, verbose=False)
+    assert fresh.predictor is predictor  # and reused by every call after it
+    assert len(seconds) == 2 and all(second > 0 for second in seconds)  # what the notebook's timing cell gets
 
 
 def test_the_right_prediction_passes(capsys: pytest.CaptureFixture[str]) -> None:
