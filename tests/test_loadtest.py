@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from workshop.cli import main
-from workshop.services import BackgroundService, free_port, start_backend
+from workshop.services import BackgroundService, start_backend
+
+from support import refused_port  # tests/ is on sys.path under pytest
 
 KEY = "loadtest-key-7f3a"
 
@@ -23,11 +26,20 @@ def read_summary(output: Path) -> tuple[list[dict[str, str]], dict]:
     return rows, json.loads((output / "loadtest.json").read_text())
 
 
+def moment(text: str) -> datetime:
+    """A time of ``loadtest.json``: ISO 8601, in UTC."""
+    value = datetime.fromisoformat(text)
+    assert value.utcoffset() is not None and not value.utcoffset(), text  # UTC, said so
+    return value
+
+
 def test_loadtest_writes_figures_per_step_against_a_local_server(
     live_server: BackgroundService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "figures"
+    before = datetime.now(timezone.utc)
     status = main(["loadtest", live_server.url, "--steps", "1,2", "--duration", "3", "--output", str(output)])
+    after = datetime.now(timezone.utc)
 
     printed = capsys.readouterr().out
     assert status == 0, printed
@@ -43,9 +55,15 @@ def test_loadtest_writes_figures_per_step_against_a_local_server(
         # other routes are drawn at random (weights 7:2:1), so a short step may miss /predict, not the run.
         assert "/health" in step["routes"] and set(step["routes"]) <= routes
         assert sum(route["requests"] for route in step["routes"].values()) == step["requests"]
-        # Requests/s is over the step's 3 s of load: not over Locust's start-up and shut-down too, and
-        # not over a step cut short (Locust's timer once counted the seconds it took to import the locustfile).
-        assert 1.5 <= step["requests"] / step["requests_per_s"] <= 3.5
+        # When the load ran, and requests/s over that window only: Locust's first figure to its last answer,
+        # not its start-up and shut-down.
+        started, finished = moment(step["started_at"]), moment(step["finished_at"])
+        assert before < started < finished < after
+        window = (finished - started).total_seconds()
+        assert step["requests_per_s"] == pytest.approx(step["requests"] / window, abs=0.006)
+    first, second = summary["steps"]
+    assert moment(first["finished_at"]) < moment(second["started_at"])  # one step after the other
+    assert (summary["started_at"], summary["finished_at"]) == (first["started_at"], second["finished_at"])
     assert set().union(*(step["routes"] for step in summary["steps"])) == routes, "a route was never exercised"
     plot = (output / "loadtest.png").read_bytes()
     assert plot.startswith(b"\x89PNG\r\n\x1a\n")
@@ -101,9 +119,9 @@ def test_loadtest_refuses_an_address_that_is_not_http(
 
 
 def test_loadtest_against_nothing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-
-    status = main(["loadtest", url, "--users", "1", "--duration", "1", "--output", str(tmp_path / "figures")])
+    with refused_port() as port:  # nothing listens there, for the whole run
+        url = f"http://127.0.0.1:{port}"
+        status = main(["loadtest", url, "--users", "1", "--duration", "1", "--output", str(tmp_path / "figures")])
 
     printed, error = capsys.readouterr()
     assert status == 1

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,13 +52,20 @@ class RouteFigures:
 
 @dataclass(frozen=True)
 class StepResult(RouteFigures):
-    """One step of the load test: ``users`` simulated users for ``seconds``, all routes together and each."""
+    """One step of the load test: ``users`` simulated users for ``seconds``, all routes together and each.
+
+    ``started_at`` and ``finished_at`` bound the load itself, in UTC (ISO 8601, e.g. ``2026-12-02T10:32:14.081+00:00``):
+    Locust's first figure and its last answer, the window ``requests_per_s`` is counted over. A step with no
+    request has neither (None). They say when the load ran: whether a replica killed at some moment met it.
+    """
 
     users: int
     seconds: int
     routes: dict[str, RouteFigures] = field(default_factory=dict)
     #: Locust's failure messages with how often each occurred, e.g. ``"POST /predict: HTTPError('401 ...')": 12``.
     errors: dict[str, int] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
 
     def row(self) -> dict[str, object]:
         """The step as one row of the summary CSV."""
@@ -135,10 +143,9 @@ def read_step(prefix: Path, users: int, seconds: int, log_path: Path | None = No
         log = log_path.read_text(errors="replace")[-3000:] if log_path and log_path.exists() else ""
         raise LoadTestError(f"Locust wrote no figures ({stats_path}); its log:\n{log}") from None
     # One time window for every route: the first request of the step to its last answer.
-    window = (
-        max((entry["last_request_timestamp"] or 0.0 for entry in entries), default=0.0)
-        - min((entry["start_time"] for entry in entries), default=0.0)
-    )
+    first = min((entry["start_time"] for entry in entries), default=None)
+    last = max((entry["last_request_timestamp"] or 0.0 for entry in entries), default=None)
+    window = last - first if first is not None and last is not None else 0.0
     routes = {entry["name"]: _figures([entry], window) for entry in sorted(entries, key=lambda entry: entry["name"])}
     errors: dict[str, int] = {}
     failures_path = Path(f"{prefix}_failures.csv")
@@ -146,7 +153,15 @@ def read_step(prefix: Path, users: int, seconds: int, log_path: Path | None = No
         with open(failures_path, newline="") as handle:
             for row in csv.DictReader(handle):
                 errors[f"{row['Method']} {row['Name']}: {row['Error']}"] = int(row["Occurrences"])
-    return StepResult(users=users, seconds=seconds, routes=routes, errors=errors, **asdict(_figures(entries, window)))
+    return StepResult(
+        users=users, seconds=seconds, routes=routes, errors=errors, **asdict(_figures(entries, window)),
+        started_at=_utc(first) if first else None, finished_at=_utc(last) if last else None,
+    )
+
+
+def _utc(timestamp: float) -> str:
+    """A Unix time as ISO 8601 in UTC, to the microsecond: what ``loadtest.json`` says of when the load ran."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="microseconds")
 
 
 def _figures(entries: Sequence[dict], window: float) -> RouteFigures:
@@ -190,8 +205,9 @@ def run_loadtest(
 ) -> LoadTestReport:
     """One Locust run per user count in ``steps``, ``seconds`` each, against ``url`` only.
 
-    Writes ``loadtest.csv`` (one row per step), ``loadtest.json`` (the same with each route and each
-    failure message), ``loadtest.png`` (the plot) and Locust's own files (``locust/``) under ``output``.
+    Writes ``loadtest.csv`` (one row per step), ``loadtest.json`` (the same with each route, each failure
+    message and when the load ran), ``loadtest.png`` (the plot) and Locust's own files (``locust/``) under
+    ``output``.
     """
     url = check_url(url)
     if not steps or any(users < 1 for users in steps):
@@ -209,7 +225,13 @@ def run_loadtest(
         url=url, steps=results, csv=output / "loadtest.csv", json=output / "loadtest.json", plot=output / "loadtest.png"
     )
     write_csv(results, report.csv)
-    summary = {"url": url, "steps": [{"users": step.users, **asdict(step)} for step in results]}
+    summary = {
+        "url": url,
+        # The whole run's load: the first step's start to the last step's last answer (None when nothing ran).
+        "started_at": min((step.started_at for step in results if step.started_at), default=None),
+        "finished_at": max((step.finished_at for step in results if step.finished_at), default=None),
+        "steps": [{"users": step.users, **asdict(step)} for step in results],
+    }
     report.json.write_text(json.dumps(summary, indent=2) + "\n")
     plot_steps(results, report.plot, title=f"workshop loadtest {url}: Locust, {seconds} s per step")
     return report
