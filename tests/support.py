@@ -6,9 +6,13 @@ A module of its own, not ``conftest``: ``notebooks/`` has a ``conftest.py`` too,
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,3 +74,44 @@ def save_screenshot(page: Any, path: Path, asset: Path) -> Path:
 def batch_uploads(server: Any) -> int:
     """How many ``/predict/batch/upload`` requests a back-end (a ``BackgroundService``) has logged."""
     return server.count_in_log('"path": "/predict/batch/upload"')
+
+
+# ------------------------------------------------------------------ the scaled stack (docker-compose.scale.yml)
+
+
+def predict_body() -> dict[str, str]:
+    """A ``POST /predict`` body: a generated shapes picture, base64-encoded."""
+    from workshop.samples import shapes_sample
+
+    buffer = io.BytesIO()
+    shapes_sample(seed=3).image.save(buffer, format="PNG")
+    return {"image": base64.b64encode(buffer.getvalue()).decode()}
+
+
+def wait_until_every_replica_answers(url: str, replicas: int, timeout: float) -> set[str]:
+    """Poll the load balancer at ``url`` until ``replicas`` different back-ends have answered a prediction; return
+    their names (``X-Served-By``). ``timeout`` bounds the wait only: it asserts nothing about speed."""
+    import requests
+
+    body, seen = predict_body(), set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < replicas:
+        assert time.monotonic() < deadline, f"only {len(seen)} of {replicas} replicas answered in {timeout:g} s"
+        try:
+            response = requests.post(f"{url}/predict", json=body, timeout=30)
+            if response.status_code == 200:
+                seen.add(response.headers["X-Served-By"])
+            else:
+                time.sleep(0.2)
+        except requests.ConnectionError:  # nginx not listening yet
+            time.sleep(0.5)
+    return seen
+
+
+def lb_log_lines(stack: Any) -> list[dict]:
+    """The load balancer's access log (a ``ComposeStack``'s ``lb``): one JSON object per request (see
+    loadbalancer/nginx.conf)."""
+    from workshop.containers import run
+
+    logs = run(["docker", "logs", stack.container("lb")])
+    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]

@@ -10,9 +10,7 @@ the tests can count requests per container.
 
 from __future__ import annotations
 
-import base64
 import collections
-import io
 import json
 import os
 import subprocess
@@ -24,33 +22,14 @@ import pytest
 import requests
 
 from workshop.containers import SCALE_FILES, ComposeStack, run
-from workshop.samples import shapes_sample
 from workshop.services import free_port
 from workshop.settings import Settings
+
+from support import lb_log_lines, predict_body, wait_until_every_replica_answers  # tests/ is on sys.path
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 REPLICAS = 3
-
-
-def predict_body() -> dict[str, str]:
-    buffer = io.BytesIO()
-    shapes_sample(seed=3).image.save(buffer, format="PNG")
-    return {"image": base64.b64encode(buffer.getvalue()).decode()}
-
-
-def wait_until_every_replica_answers(url: str, replicas: int, timeout: float) -> None:
-    """Poll the load balancer until ``replicas`` different back-ends have answered a prediction."""
-    body, seen = predict_body(), set()
-    deadline = time.monotonic() + timeout
-    while len(seen) < replicas:
-        assert time.monotonic() < deadline, f"only {len(seen)} of {replicas} replicas answered in {timeout:g} s"
-        try:
-            response = requests.post(f"{url}/predict", json=body, timeout=30)
-            if response.status_code == 200:
-                seen.add(response.headers["X-Served-By"])
-        except requests.ConnectionError:  # nginx not listening yet
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +53,6 @@ def stack(docker_engine: None, docker_build_args: dict[str, str]) -> Iterator[Co
 def replica_names(stack: ComposeStack) -> set[str]:
     """The X-Served-By each replica sends: its host name, which Docker sets to the container id's 12 first digits."""
     return {container[:12] for container in stack.containers("backend")}
-
-
-def lb_log_lines(stack: ComposeStack) -> list[dict]:
-    """The load balancer's access log: one JSON object per request (see loadbalancer/nginx.conf)."""
-    logs = run(["docker", "logs", stack.container("lb")])
-    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 
 def test_requests_spread_over_every_replica(stack: ComposeStack) -> None:

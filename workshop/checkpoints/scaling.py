@@ -1,5 +1,5 @@
 """Checkpoints of notebook 07, "Beyond one VM": a cost cap for Cloud Run, the spread over the replicas,
-and a replica killed in the middle of a load test.
+and a replica killed in the middle of a load test (Docker's time of the kill against the load test's times).
 
 The replicas are the ``backend`` containers of one Compose project (``docker compose -p PROJECT``):
 Docker labels each container with its project and service, which is how these checks find them,
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from workshop.checkpoints import expect, fail, guarded, passed
@@ -181,64 +183,155 @@ def spread(output: str | None, project: str, minimum_requests: int = 6) -> None:
     )
 
 
-def load_figures(folder: str | Path) -> tuple[int, int]:
-    """``(requests, failures)`` over every step of a ``workshop loadtest --output FOLDER`` run (its ``loadtest.json``)."""
+@dataclass(frozen=True)
+class LoadRun:
+    """What a ``workshop loadtest --output FOLDER`` run measured (its ``loadtest.json``), every step together."""
+
+    requests: int
+    failures: int
+    #: When the load ran (UTC): the first step's first figure to the last step's last answer; None without a request.
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def _moment(text: str | None) -> datetime | None:
+    """An ISO 8601 time (``loadtest.json``'s, or Docker's RFC 3339 with nanoseconds) as an aware datetime."""
+    if not text:
+        return None
+    # Docker writes up to nine digits of a second ("...:20.123456789Z", trailing zeros dropped); datetime reads six.
+    text = re.sub(r"\.(\d+)", lambda digits: "." + digits.group(1)[:6].ljust(6, "0"), text.strip())
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def load_run(folder: str | Path) -> LoadRun:
+    """The figures of a ``workshop loadtest --output FOLDER`` run, read from its ``loadtest.json``."""
     summary = json.loads((Path(folder) / "loadtest.json").read_text())
     steps = summary["steps"]
-    return sum(step["requests"] for step in steps), sum(step["failures"] for step in steps)
+    return LoadRun(
+        requests=sum(step["requests"] for step in steps),
+        failures=sum(step["failures"] for step in steps),
+        started_at=_moment(summary.get("started_at")),
+        finished_at=_moment(summary.get("finished_at")),
+    )
+
+
+def load_figures(folder: str | Path) -> tuple[int, int]:
+    """``(requests, failures)`` over every step of a ``workshop loadtest --output FOLDER`` run (its ``loadtest.json``)."""
+    run = load_run(folder)
+    return run.requests, run.failures
+
+
+def stopped_replicas(project: str, service: str = "backend") -> dict[str, datetime]:
+    """The stopped containers of ``service`` in the Compose project ``project``: their 12-digit ids, and when each
+    stopped (UTC, as Docker recorded it)."""
+    listed = subprocess.run(
+        ["docker", "ps", "--all", "--filter", f"label=com.docker.compose.project={project}",
+         "--filter", f"label=com.docker.compose.service={service}", "--filter", "status=exited", "--format", "{{.ID}}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    if listed.returncode != 0:
+        raise RuntimeError(listed.stderr.strip() or "docker ps failed")
+    ids = [line.strip()[:12] for line in listed.stdout.splitlines() if line.strip()]
+    if not ids:
+        return {}
+    inspected = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.FinishedAt}}", *ids], capture_output=True, text=True, timeout=60,
+    )
+    if inspected.returncode != 0:
+        raise RuntimeError(inspected.stderr.strip() or "docker inspect failed")
+    return {name: _moment(line) for name, line in zip(ids, inspected.stdout.split(), strict=True)}
+
+
+def _clock(moment: datetime) -> str:
+    """``10:32:20 UTC``: a time of the load test or of a kill, as the messages say it."""
+    return moment.astimezone(timezone.utc).strftime("%H:%M:%S UTC")
+
+
+#: The line that brings the killed replica back (Compose starts the stopped one again), as notebook 07 writes it.
+_RESTORE = "WORKSHOP_BACKEND_PORT=127.0.0.1: $COMPOSE -p {project} -f docker-compose.yml -f docker-compose.scale.yml " \
+    "up -d --scale backend={replicas} lb"
 
 
 def replica_killed(prediction: object, results: str | Path, project: str, replicas: int) -> None:
-    """Check the run where a replica was killed: one replica is gone, no request failed, and the prediction says so.
+    """Check the run where a replica was killed under load, then reveal how it went against the prediction.
 
-    ``prediction``: the number of failed requests the student expected; ``results``: the load test's
-    ``--output`` folder; ``replicas``: how many were started.
+    ``prediction``: the number of failed requests the student expected (any whole number of 0 or more passes: the
+    checkpoint compares, it does not grade the guess); ``results``: the load test's ``--output`` folder;
+    ``replicas``: how many were started. The run must have killed a replica while the load ran (Docker's time of
+    the kill within ``loadtest.json``'s), and nginx must have answered every request. No sentence asks to run the
+    kill again while a replica is down: each says first how to bring the replicas back.
     """
     predicted = _whole_number(prediction)
     expect(
         predicted is not None and predicted >= 0,
-        "Write your prediction first: set predicted_failures to the number of requests you expect to fail "
-        "(0 or more), then run the load test again.",
-        "Écrivez d'abord votre prédiction : donnez à predicted_failures le nombre de requêtes qui échoueront selon "
-        "vous (0 ou plus), puis relancez le test de charge.",
+        "Write your prediction first: set predicted_failures, in the cell under Exercise 3, to the number of requests "
+        "you expect to fail (0 or more), run that cell, then this one (the load test need not run again).",
+        "Écrivez d'abord votre prédiction : dans la cellule sous l'exercice 3, donnez à predicted_failures le nombre "
+        "de requêtes qui échoueront selon vous (0 ou plus), exécutez-la, puis celle-ci (inutile de relancer le test "
+        "de charge).",
     )
-    figures: list[int] = []
+    restore = _RESTORE.format(project=project, replicas=replicas)
+    figures: list[LoadRun] = []
     guarded(
-        lambda: figures.extend(load_figures(results)),
-        f"No figures in {results}: run the load test cell above (it writes them there)",
-        f"Aucun chiffre dans {results} : lancez la cellule du test de charge ci-dessus (elle les écrit là)",
+        lambda: figures.append(load_run(results)),
+        f"No figures in {results}: run the cell with the load test and docker kill (it writes them there)",
+        f"Aucun chiffre dans {results} : lancez la cellule du test de charge et de docker kill (elle les écrit là)",
     )
-    requests, failures = figures
+    run = figures[0]
+    expect(
+        run.requests > 0 and run.started_at is not None and run.finished_at is not None,
+        f"The load test sent no request: is the stack up? Bring it up ({restore}), then run the cell with docker kill "
+        "again.",
+        f"Le test de charge n'a envoyé aucune requête : la pile tourne-t-elle ? Démarrez-la ({restore}), puis relancez "
+        "la cellule de docker kill.",
+    )
+    assert run.started_at is not None and run.finished_at is not None
+    killed: dict[str, datetime] = {}
+    guarded(
+        lambda: killed.update(stopped_replicas(project)),
+        "Docker did not list the replicas: is the engine running?",
+        "Docker n'a pas listé les répliques : le moteur tourne-t-il ?",
+    )
     alive = _listed_replicas(project)
     expect(
-        requests > 0,
-        "The load test sent no request: is the stack up? Run the cell above again.",
-        "Le test de charge n'a envoyé aucune requête : la pile tourne-t-elle ? Relancez la cellule ci-dessus.",
-    )
-    expect(
-        len(alive) < replicas,
-        f"All {replicas} replicas still run: the docker kill line hit none; run the cell above again.",
+        bool(killed) and len(alive) < replicas,
+        f"All {replicas} replicas still run: the docker kill line hit none; run the cell with docker kill again.",
         f"Les {replicas} répliques tournent encore : la ligne docker kill n'en a arrêté aucune ; relancez la cellule "
-        "ci-dessus.",
+        "de docker kill.",
     )
+    window = f"{_clock(run.started_at)} to {_clock(run.finished_at)}"
+    fenetre = f"de {_clock(run.started_at)} à {_clock(run.finished_at)}"
+    during = {name: at for name, at in killed.items() if run.started_at <= at <= run.finished_at}
+    if not during:
+        name, at = max(killed.items(), key=lambda item: item[1])
+        when, quand = ("after", "après") if at > run.finished_at else ("before", "avant")
+        fail(
+            f"Replica {name} stopped at {_clock(at)}, {when} the load test ({window}): it met no request. Bring it "
+            f"back ({restore}), then run the cell with docker kill again: the kill must come while the load runs.",
+            f"La réplique {name} s'est arrêtée à {_clock(at)}, {quand} le test de charge ({fenetre}) : elle n'a reçu "
+            f"aucune requête. Ramenez-la ({restore}), puis relancez la cellule de docker kill : l'arrêt doit tomber "
+            "pendant la charge.",
+        )
     expect(
-        failures == 0,
-        f"{failures} of {requests} requests failed while a replica was killed: read the load balancer's log "
-        "($COMPOSE logs lb) for the replicas it tried.",
-        f"{failures} requêtes sur {requests} ont échoué pendant l'arrêt d'une réplique : lisez le journal du "
-        "répartiteur ($COMPOSE logs lb) pour voir les répliques essayées.",
+        run.failures == 0,
+        f"{run.failures} of {run.requests} requests failed while a replica was killed: the load balancer's log "
+        f"($COMPOSE logs lb) says which replicas each one met. To try again, bring the replicas back ({restore}), "
+        "then run the cell with docker kill.",
+        f"{run.failures} requêtes sur {run.requests} ont échoué pendant l'arrêt d'une réplique : le journal du "
+        f"répartiteur ($COMPOSE logs lb) dit quelles répliques chacune a rencontrées. Pour réessayer, ramenez les "
+        f"répliques ({restore}), puis relancez la cellule de docker kill.",
     )
-    expect(
-        predicted == failures,
-        f"You predicted {predicted} failed requests; the run had {failures} of {requests}: reread how nginx retries "
-        "a request on another replica, then set your prediction to what you now expect.",
-        f"Vous aviez prédit {predicted} échecs ; le test en a eu {failures} sur {requests} : relisez comment nginx "
-        "renvoie une requête à une autre réplique, puis corrigez votre prédiction.",
-    )
+    name, at = min(during.items(), key=lambda item: item[1])
+    if predicted == run.failures:
+        verdict, verdict_fr = "as you predicted", "comme vous l'aviez prédit"
+    else:
+        verdict = (f"you predicted {predicted}: nginx sent each request the dead replica dropped to another one, then "
+                   "left the dead one out")
+        verdict_fr = (f"vous aviez prédit {predicted} : nginx a renvoyé à une autre réplique chaque requête perdue "
+                      "par la réplique arrêtée, puis l'a écartée")
     passed(
-        f"{requests} requests, {failures} failed, with {replicas - len(alive)} of {replicas} replicas killed: "
-        "as you predicted.",
-        f"{requests} requêtes, {failures} échec, avec {replicas - len(alive)} réplique arrêtée sur {replicas} : "
-        "comme prévu.",
+        f"{run.requests} requests, {run.failures} failed, with replica {name} killed at {_clock(at)} during the load "
+        f"({window}): {verdict}.",
+        f"{run.requests} requêtes, {run.failures} en échec, avec la réplique {name} arrêtée à {_clock(at)} pendant la "
+        f"charge ({fenetre}) : {verdict_fr}.",
     )
-
