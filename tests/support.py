@@ -115,3 +115,31 @@ def lb_log_lines(stack: Any) -> list[dict]:
 
     logs = run(["docker", "logs", stack.container("lb")])
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+
+
+def running_replicas(stack: Any, service: str = "backend") -> list[str]:
+    """The ids of ``service``'s running containers in a ``ComposeStack``'s project."""
+    from workshop.containers import run
+
+    return run(["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={stack.project}",
+                "--filter", f"label=com.docker.compose.service={service}"]).split()
+
+
+def every_replica_answering(stack: Any, replicas: int, timeout: float = 300) -> Any:
+    """The scaled ``stack`` with its ``replicas`` back-ends running and answering through nginx, whatever a test before
+    killed: the line a student runs to bring them back (Compose starts the killed ones again; nginx finds them at
+    the addresses it resolved when it started), then a wait until each one has answered."""
+    if len(running_replicas(stack)) < replicas:
+        stack.up("lb", scale={"backend": replicas})
+    wait_until_every_replica_answers(stack.lb_url, replicas, timeout=timeout)
+    return stack
+
+
+def create_without_starting(stack: Any, *services: str, scale: dict[str, int] | None = None) -> None:
+    """``compose up --no-start``: the containers and the network ``up`` makes, none started (no model to load)."""
+    from workshop.containers import REPO_ROOT as ROOT, run
+
+    files = [argument for name in stack.files for argument in ("-f", str(ROOT / name))]
+    replicas = [argument for name, count in (scale or {}).items() for argument in ("--scale", f"{name}={count}")]
+    run([*stack.compose, *files, "-p", stack.project, "up", "--no-start", *replicas, *services], env=stack.env,
+        timeout=600)

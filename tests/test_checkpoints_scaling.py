@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from support import lb_log_lines, wait_until_every_replica_answers  # tests/ is on sys.path under pytest
+from support import (  # tests/ is on sys.path under pytest
+    every_replica_answering, lb_log_lines, wait_until_every_replica_answers,
+)
 from workshop.checkpoints import CheckpointFailed
 from workshop.checkpoints import scaling as check
 from workshop.containers import SCALE_FILES, ComposeStack, run
@@ -102,12 +104,9 @@ def stack(docker_engine: None, docker_build_args: dict[str, str]) -> Iterator[Co
 
 @pytest.fixture
 def scaled(stack: ComposeStack) -> ComposeStack:
-    """The stack with its three replicas running and answering through nginx, whatever a test before killed."""
-    if len(check.running_replicas(stack.project)) < REPLICAS:
-        # What the checkpoint's sentences tell a student to run: Compose starts the killed replicas again, and
-        # nginx finds them at the addresses it resolved when it started.
-        stack.up("lb", scale={"backend": REPLICAS})
-    wait_until_every_replica_answers(stack.lb_url, REPLICAS, timeout=300)
+    """The stack with its three replicas running and answering through nginx, whatever a test before killed, by the
+    line the checkpoint's sentences give a student."""
+    every_replica_answering(stack, REPLICAS)
     assert check.stopped_replicas(stack.project) == {}
     return stack
 
