@@ -28,6 +28,8 @@ from workshop.samples import shapes_sample
 from workshop.services import free_port, wait_for_http
 from workshop.settings import Settings
 
+from support import create_without_starting  # tests/ is on sys.path under pytest
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
@@ -60,6 +62,7 @@ def stack(docker_engine: None, docker_build_args: dict[str, str]) -> Iterator[Co
         yield stack
     finally:
         stack.down()
+    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 
 def test_images_are_non_root_labelled_and_healthchecked(stack: ComposeStack) -> None:
@@ -135,23 +138,30 @@ def test_backend_alone_with_docker_run_and_frontend_with_host_network(stack: Com
     try:
         first_successful_predict(f"http://127.0.0.1:{backend_port}", timeout=180)
         wait_for_http(f"http://127.0.0.1:{frontend_port}/_stcore/health", timeout=120)
-        started = time.perf_counter()
-        run(["docker", "stop", "--time", "20", backend])
-        stop_seconds = time.perf_counter() - started
+        run(["docker", "stop", "--time", "120", backend], timeout=300)
         state = json.loads(run(["docker", "inspect", backend]))[0]["State"]
-        # SIGTERM reached uvicorn (PID 1), which shut down cleanly, well before Docker's SIGKILL.
-        assert stop_seconds < 15
-        assert state["ExitCode"] in (0, 143)
+        # SIGTERM reached uvicorn (PID 1), which shut down cleanly: a SIGKILL after the grace period would exit 137.
+        assert state["ExitCode"] in (0, 143) and not state["OOMKilled"]
         logs = subprocess.run(["docker", "logs", backend], capture_output=True, text=True).stderr  # uvicorn logs to stderr
         assert "Application shutdown complete" in logs
     finally:
         subprocess.run(["docker", "rm", "-f", backend, frontend], capture_output=True)
 
 
-def test_down_leaves_no_containers_networks_or_volumes(stack: ComposeStack) -> None:
-    assert stack.leftovers()["containers"]  # up to now, the stack is there
-    stack.down()
-    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+def test_down_leaves_no_containers_networks_or_volumes(docker_engine: None, docker_build_args: dict[str, str]) -> None:
+    """On a project of its own, created without starting it (what up creates, no model to load): the module's stack
+    stays up for the tests after this one, and is checked the same way after its own down."""
+    own = ComposeStack(
+        project=f"workshoptestdown{os.getpid()}", backend_port=free_port(), frontend_port=free_port(), image_tag="test",
+        **docker_build_args,
+    )
+    try:
+        create_without_starting(own)
+        left = own.leftovers()
+        assert len(left["containers"]) == 2 and left["networks"]  # the back-end, the front-end, their network
+    finally:
+        own.down()
+    assert own.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +247,10 @@ def test_a_service_that_cannot_start_is_named_at_once_not_waited_for(
             with pytest.raises(CommandFailed):
                 blocked.up("backend")
             assert blocked.health("backend") == "not running"
-            started = time.monotonic()
+            # Named at once: a RuntimeError after the grace period, not the TimeoutError of the whole wait (which
+            # pytest.raises(RuntimeError) would not catch: TimeoutError is an OSError).
             with pytest.raises(RuntimeError, match="backend is not running: read the error of 'compose up'"):
                 blocked.wait_healthy(("backend",), timeout=120, grace=3)
-            assert time.monotonic() - started < 30, "a container that never started was waited for"
         finally:
             blocked.down()
     assert blocked.leftovers() == {"containers": [], "networks": [], "volumes": []}
