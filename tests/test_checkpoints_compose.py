@@ -1,7 +1,8 @@
 """Notebook 05's checkpoints: each passes on a right answer and fails with its one sentence on a wrong one.
 
 The compose file is read by the real Compose; the other checkpoints run against a real stack
-(docker-compose.yml built and started on free ports), which the last test takes down.
+(docker-compose.yml built and started on free ports). The ``down`` exercise takes down a project of its own,
+created without being started, so the running stack stays up whatever order the tests run in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from workshop.checkpoints import compose as check
 from workshop.containers import ComposeStack, compose_command
 from workshop.services import free_port
 
-from support import missing_tool  # tests/ is on sys.path under pytest
+from support import create_without_starting, missing_tool, refused_port  # tests/ is on sys.path under pytest
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,8 @@ def test_frontend_service_speaks_french_in_a_french_notebook(tmp_path: Path, mon
 
 
 def test_stack_answers_fails_where_nothing_listens() -> None:
-    with pytest.raises(CheckpointFailed, match="^Your compose stack fails"):
-        check.stack_answers(free_port())
+    with refused_port() as port, pytest.raises(CheckpointFailed, match="^Your compose stack fails"):
+        check.stack_answers(port)
 
 
 @pytest.mark.parametrize(
@@ -150,6 +151,7 @@ def stack(docker_engine: None, docker_build_args: dict[str, str]) -> Iterator[Co
         yield stack
     finally:
         stack.down()
+    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 
 @pytest.mark.docker
@@ -183,14 +185,23 @@ def test_backend_url_prediction_passes_on_the_service_name(stack: ComposeStack, 
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_down_prediction_checks_what_the_engine_still_holds(stack: ComposeStack, capsys: pytest.CaptureFixture) -> None:
-    """Last in the module: it takes the stack down."""
-    with pytest.raises(CheckpointFailed, match="still has containers: run the 'down' cell"):
-        check.down_prediction({"images"}, project=stack.project, image_tag=stack.image_tag)
-    stack.down()
+def test_down_prediction_checks_what_the_engine_still_holds(
+    stack: ComposeStack, docker_build_args: dict[str, str], capsys: pytest.CaptureFixture
+) -> None:
+    """On a project of its own, with the images the stack built: what up creates (not started), then down."""
+    own = ComposeStack(
+        project=f"workshopnb05down{os.getpid()}", backend_port=free_port(), frontend_port=free_port(),
+        image_tag=stack.image_tag, **docker_build_args,
+    )
+    try:
+        create_without_starting(own)
+        with pytest.raises(CheckpointFailed, match="still has containers: run the 'down' cell"):
+            check.down_prediction({"images"}, project=own.project, image_tag=own.image_tag)
+    finally:
+        own.down()
     for wrong in (set(), {"images", "network"}, {"containers", "network", "images"}):
         with pytest.raises(CheckpointFailed, match="What remains is: images. down removes the containers and the network"):
-            check.down_prediction(wrong, project=stack.project, image_tag=stack.image_tag)
-    check.down_prediction({"images"}, project=stack.project, image_tag=stack.image_tag)
+            check.down_prediction(wrong, project=own.project, image_tag=own.image_tag)
+    check.down_prediction({"images"}, project=own.project, image_tag=own.image_tag)
     assert "✅ Right: after down, what remains is: images;" in capsys.readouterr().out
-    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+    assert own.leftovers() == {"containers": [], "networks": [], "volumes": []}
