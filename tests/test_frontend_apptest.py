@@ -1,6 +1,12 @@
-"""The Streamlit app through ``streamlit.testing.v1.AppTest``, against a real back-end process."""
+"""The Streamlit app through ``streamlit.testing.v1.AppTest``, against a real back-end process of this module's own.
+
+Several tests count the requests the back-end logged while they ran: on a back-end only this module uses, no
+request of another module (a browser page still polling, a timed-out request finishing) can be counted.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -9,11 +15,19 @@ from workshop.frontend import APP_PATH
 from workshop.frontend.logic import detection_summary, fake_prediction, filter_detections
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
-from workshop.services import BackgroundService, free_port
+from workshop.services import BackgroundService, free_port, start_backend
 
 from support import batch_uploads  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundService]:
+    """A real ``workshop serve`` for this module only (it stands in for the session's shared one)."""
+    service = start_backend(log_dir=tmp_path_factory.mktemp("apptest-backend"))
+    yield service
+    service.stop()
 
 
 def new_app(backend_url: str) -> AppTest:
@@ -97,9 +111,12 @@ def test_error_from_backend_is_shown(live_server: BackgroundService) -> None:
 
 
 def test_a_file_that_is_not_an_image_is_refused_before_sending(live_server: BackgroundService) -> None:
-    app = upload(new_app(live_server.url), ("notes.png", b"this is text"))
+    app = new_app(live_server.url)
+    before = post_count(live_server)
+    app = upload(app, ("notes.png", b"this is text"))
     assert any("notes.png is not an image" in e for e in errors(app))
     assert app.button(key="predict").disabled
+    assert post_count(live_server) == before  # refused here: the back-end never saw it
 
 
 def test_a_picture_over_the_pixel_limit_is_refused_before_sending(
@@ -107,9 +124,12 @@ def test_a_picture_over_the_pixel_limit_is_refused_before_sending(
 ) -> None:
     """The front-end checks uploads with the same WORKSHOP_ limits as the back-end."""
     monkeypatch.setenv("WORKSHOP_MAX_PIXELS", "10000")
-    app = upload(new_app(live_server.url), ("big.png", encode_image(shapes_sample(seed=1, width=200, height=100).image)))
+    app = new_app(live_server.url)
+    before = post_count(live_server)
+    app = upload(app, ("big.png", encode_image(shapes_sample(seed=1, width=200, height=100).image)))
     assert any("big.png is not an image this app can use" in e and "limit of 10000 pixels" in e for e in errors(app))
     assert app.button(key="predict").disabled
+    assert post_count(live_server) == before  # refused here: the back-end never saw it
 
 
 def test_test_mode_answers_without_a_backend() -> None:
@@ -251,10 +271,13 @@ def test_video_limits_show_their_message_and_nothing_is_sent(
         name, data = "clip.mp4", panning_clip().data
     else:
         name, data = "notes.mp4", b"These are my notes, not a video.\n" * 20
-    app = upload_video(video_page(live_server.url), name, data)
+    app = video_page(live_server.url)
+    before = batch_uploads(live_server), post_count(live_server)
+    app = upload_video(app, name, data)
     assert not app.exception
     assert any(expected in e for e in errors(app)), errors(app)
     assert app.button(key="analyse_video").disabled
+    assert (batch_uploads(live_server), post_count(live_server)) == before  # no frame, no request: nothing sent
 
 
 def test_video_page_in_test_mode_answers_without_a_backend() -> None:

@@ -3,7 +3,8 @@
 The clips come from :mod:`workshop.frontend.demo_video`: a camera panning across a
 generated shapes picture, 4 s at 10 frames a second, 320×240, as MP4 (H.264), WebM
 (VP9) and MOV, so every frame's ground truth is known. The detections come from the
-bundled ``shapes`` model in a real back-end process (the session's ``live_server``).
+bundled ``shapes`` model in a real back-end process of this module's own: the batches counted in its log are
+this module's only.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ SCREENSHOT_ASSET = Path(__file__).resolve().parents[1] / "docs" / "assets" / "ui
 
 #: Generous limits: each test narrows the one it is about.
 LIMITS = VideoLimits(max_bytes=50 * 2**20, max_seconds=60.0, max_frames=120, max_pixels=40_000_000)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundService]:
+    """A real ``workshop serve`` for this module only (it stands in for the session's shared one)."""
+    service = start_backend(log_dir=tmp_path_factory.mktemp("video-backend"))
+    yield service
+    service.stop()
 CLIP_SECONDS, CLIP_FPS = 4.0, 10
 
 
