@@ -1,16 +1,22 @@
 """Notebook 03's checkpoints pass on a right answer and fail, with their one sentence, on a wrong or missing one.
 
-The exercise checks run on made-up detections and pictures; the last one (the back-end stopped) runs
-the real Streamlit app (``AppTest``) and a real front-end process, against a port where nothing listens.
+The exercise checks run on made-up detections and pictures; the last one (the back-end stopped) reads the page of
+a real front-end process (``streamlit run``) over Streamlit's own WebSocket, as a browser does, against a port
+where every connection is refused. A front-end that shows a traceback is stood in for by a small page of its own.
 """
 
 from __future__ import annotations
 
+import http.server
+import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
+from support import refused_port  # tests/ is on sys.path under pytest
 from workshop.checkpoints import CheckpointFailed
 from workshop.checkpoints import frontend as check
 from workshop.frontend import APP_PATH
@@ -33,11 +39,36 @@ def test_start_in_background_prints_the_command_and_serves(capsys: pytest.Captur
     assert not service.running
 
 
-def test_start_in_background_fails_with_one_sentence_when_the_server_does_not_start() -> None:
-    with pytest.raises(CheckpointFailed, match="did not start: read its log above"):
+def test_a_server_that_stops_as_it_starts_is_named_a_crash_under_its_log(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(CheckpointFailed) as failure:
         check.start_in_background(
-            "backend", ["workshop", "serve", "--port", "not-a-port"], f"http://127.0.0.1:{free_port()}", timeout=30
+            "backend", ["workshop", "serve", "--port", "not-a-port"], f"http://127.0.0.1:{free_port()}", timeout=60
         )
+    assert str(failure.value) == (
+        "backend stopped as it started (exit code 2): read its log above, fix what it says, then run this cell again."
+    )
+    assert "invalid int value: 'not-a-port'" in capsys.readouterr().out  # the log, above the sentence
+
+
+def test_a_program_that_is_not_installed_is_named_not_a_crash(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(CheckpointFailed) as failure:
+        check.start_in_background("frontend", ["streamlit-not-installed", "run", "app.py"], "http://127.0.0.1:9")
+    assert str(failure.value) == (
+        f"'streamlit-not-installed' is not installed where this notebook runs (next to {sys.executable}, or on the "
+        "PATH): choose the project's .venv as the notebook's kernel, or install the project into this one "
+        "(scripts/setup.sh dev)."
+    )
+    assert capsys.readouterr().out == "$ streamlit-not-installed run app.py\n"  # the command, then only the sentence
+
+
+def test_a_server_that_never_answers_is_named_and_stopped(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # the process listens nowhere: it only runs
+    with pytest.raises(CheckpointFailed) as failure:
+        check.start_in_background("backend", ["python", "-c", "import time; time.sleep(600)"], url, timeout=3)
+    assert str(failure.value) == (
+        f"backend did not answer at {url}/health within 3 s, and was stopped: read its log above; if it was still "
+        "starting, run this cell again."
+    )
 
 
 # ------------------------------------------------------------------ exercise 1
@@ -132,22 +163,51 @@ def test_boxes_drawn_fails_with_its_sentence(answer, sentence: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def dead_backend_url() -> str:
-    return f"http://127.0.0.1:{free_port()}"
+def dead_backend_url() -> Iterator[str]:
+    """The stopped back-end: a port held, for the whole module, where every connection is refused."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def streamlit_page(script: Path | str, backend_url: str) -> BackgroundService:
+    """``streamlit run SCRIPT``, with the notebook's options, against ``backend_url``."""
+    port = free_port()
+    return check.start_in_background(
+        "frontend",
+        ["streamlit", "run", str(script), "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        f"http://127.0.0.1:{port}",
+        ready_path="/_stcore/health",
+        env={"WORKSHOP_BACKEND_URL": backend_url},
+    )
 
 
 @pytest.fixture(scope="module")
 def frontend(dead_backend_url: str) -> Iterator[BackgroundService]:
     """The real front-end, started with the notebook's command, whose back-end is not there."""
-    port = free_port()
-    service = check.start_in_background(
-        "frontend",
-        ["streamlit", "run", str(APP_PATH), "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        f"http://127.0.0.1:{port}",
-        ready_path="/_stcore/health",
-        env={"WORKSHOP_BACKEND_URL": dead_backend_url},
-    )
+    service = streamlit_page(APP_PATH, dead_backend_url)
+    yield service
+    service.stop()
+
+
+#: Stands in for a front-end that lets the failed request through: the app's "Is alive?" button, no error caught.
+UNCAUGHT_PAGE = """\
+import streamlit as st
+
+from workshop.client import WorkshopClient
+from workshop.settings import Settings
+
+with st.sidebar:
+    if st.button("Is alive?", key="is_alive"):
+        st.write(WorkshopClient(Settings().backend_url).health())
+"""
+
+
+@pytest.fixture(scope="module")
+def traceback_frontend(dead_backend_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundService]:
+    script = tmp_path_factory.mktemp("uncaught") / "app.py"
+    script.write_text(UNCAUGHT_PAGE)
+    service = streamlit_page(script, dead_backend_url)
     yield service
     service.stop()
 
@@ -187,6 +247,49 @@ def test_a_backend_still_running_is_named(live_server: BackgroundService, fronte
 
 
 @pytest.mark.slow
+def test_a_page_that_shows_a_traceback_fails_whatever_the_running_app_file_says(
+    traceback_frontend: BackgroundService, dead_backend_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checkpoint reads the page the running server serves: this one lets the error through to the page (the
+    repository's app.py, which catches it, is not what runs there)."""
+    with pytest.raises(CheckpointFailed) as failure:
+        check.ui_when_backend_down("B", dead_backend_url, traceback_frontend.url)
+    assert str(failure.value).startswith(
+        "The page shows a Python traceback (BackendUnavailableError: Cannot reach the back-end at "
+        f"{dead_backend_url}: is it running"
+    )
+    assert "💥 BackendUnavailableError: Cannot reach the back-end" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_a_stopped_frontend_is_named(dead_backend_url: str) -> None:
-    with pytest.raises(CheckpointFailed, match="is the front-end cell still running"):
-        check.ui_when_backend_down("B", dead_backend_url, f"http://127.0.0.1:{free_port()}")
+    with refused_port() as port, pytest.raises(CheckpointFailed) as failure:
+        check.ui_when_backend_down("B", dead_backend_url, f"http://127.0.0.1:{port}")
+    assert str(failure.value) == (
+        f"The front-end does not answer at http://127.0.0.1:{port}: is the front-end cell still running? Rerun the "
+        "cell that starts it."
+    )
+
+
+class _NotStreamlit(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_is_not_streamlit_is_named(dead_backend_url: str) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotStreamlit)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(CheckpointFailed) as failure:
+            check.ui_when_backend_down("B", dead_backend_url, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(failure.value).startswith(f"The page at {url} could not be read (")  # websockets' own words
+    assert str(failure.value).endswith("): is it the front-end?")

@@ -57,6 +57,18 @@ def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | N
         time.sleep(0.2)
 
 
+class ServiceDidNotStart(RuntimeError):
+    """A service started in the background never answered; the message holds the end of its log.
+
+    ``exit_code`` is the code it exited with as it started (a crash), or None when it was still running but did
+    not answer in time (it has been stopped since).
+    """
+
+    def __init__(self, message: str, exit_code: int | None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 @dataclass
 class BackgroundService:
     """A server running in a child process, with its log file."""
@@ -147,8 +159,9 @@ def start_process(
     try:
         wait_for_http(url + health_path, timeout=timeout, process=process)
     except Exception:
+        exit_code = process.poll()  # None: still running, so it timed out
         service.stop()
-        raise RuntimeError(f"{name} did not start; its log:\n{service.log()[-3000:]}") from None
+        raise ServiceDidNotStart(f"{name} did not start; its log:\n{service.log()[-3000:]}", exit_code) from None
     return service
 
 

@@ -3,15 +3,13 @@
 The exercises rewrite two small pieces of the UI: the confidence filter behind the slider, and the
 drawing of the boxes. Their checkpoints compare with what the UI must do, on made-up detections whose
 answer is known (an exact list, pixels). The last exercise is a prediction (what does the page show
-once the back-end is stopped?) checked against the real app: Streamlit's ``AppTest`` runs
-``workshop/frontend/app.py`` against the stopped back-end, and the running front-end is asked over
-HTTP whether it is still up.
+once the back-end is stopped?) checked against the running front-end itself: its page is opened as a
+browser opens it, "Is alive?" pressed (:mod:`workshop.checkpoints.streamlit_page`), and what it shows is
+read, red messages and tracebacks.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 
 import requests
@@ -20,6 +18,7 @@ from PIL import Image, ImageChops
 from workshop.checkpoints import expect, fail, guarded, passed, say
 from workshop.schemas import Detection
 from workshop.checkpoints import servers
+from workshop.checkpoints.streamlit_page import PageRun, read_page
 from workshop.services import BackgroundService
 
 #: The answers the prediction exercise offers (the notebook's markdown says what each means).
@@ -184,34 +183,29 @@ def boxes_drawn(draw_boxes: Callable[[Image.Image, list[Detection]], Image.Image
 
 
 # ------------------------------------------------------------------ exercise 3: the back-end stopped
-def _app_errors(backend_url: str) -> list[str]:
-    """The red messages of the real app (``AppTest``) with ``backend_url`` in its sidebar, after "Is alive?"."""
-    from streamlit.testing.v1 import AppTest
-
-    from workshop.frontend import APP_PATH
-
-    before = os.environ.get("WORKSHOP_BACKEND_URL")
-    os.environ["WORKSHOP_BACKEND_URL"] = backend_url  # the sidebar's default, read by the app's Settings()
-    # Run outside `streamlit run`, Streamlit warns of a missing "ScriptRunContext": noise for a student.
-    context_log = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
-    level = context_log.level
-    context_log.setLevel(logging.ERROR)
+def _running_page(frontend_url: str) -> PageRun:
+    """The running front-end's page after a press on "Is alive?", as a browser gets it; one sentence when it cannot
+    be read."""
     try:
-        app = AppTest.from_file(str(APP_PATH), default_timeout=60)
-        app.run()
-        app.button(key="is_alive").click().run()
-    finally:
-        context_log.setLevel(level)
-        if before is None:
-            os.environ.pop("WORKSHOP_BACKEND_URL", None)
-        else:
-            os.environ["WORKSHOP_BACKEND_URL"] = before
-    expect(
-        not app.exception,
-        f"The app raised an error instead of a message: {app.exception[0].message if app.exception else ''}",
-        f"L'application a levé une erreur au lieu d'un message : {app.exception[0].message if app.exception else ''}",
-    )
-    return list(dict.fromkeys(element.value for element in app.error))
+        return read_page(frontend_url, click="is_alive")
+    except OSError:  # refused, reset, or no run finished in time
+        fail(
+            f"The front-end does not answer at {frontend_url}: is the front-end cell still running? Rerun the cell "
+            "that starts it.",
+            f"Le front-end ne répond pas à {frontend_url} : la cellule du front-end tourne-t-elle encore ? Relancez la "
+            "cellule qui le démarre.",
+        )
+    except KeyError:
+        fail(
+            f"The page at {frontend_url} has no 'Is alive?' button: is it this workshop's front-end?",
+            f"La page à {frontend_url} n'a pas de bouton « Is alive? » : est-ce bien le front-end de l'atelier ?",
+        )
+    except Exception as error:  # not a Streamlit page there, or it hung up halfway
+        fail(
+            f"The page at {frontend_url} could not be read ({type(error).__name__}: {error}): is it the front-end?",
+            f"La page à {frontend_url} n'a pas pu être lue ({type(error).__name__} : {error}) : est-ce le front-end ?",
+        )
+    raise AssertionError("not reached: fail() raises")
 
 
 def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str) -> None:
@@ -230,24 +224,33 @@ def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str
     except requests.ConnectionError:
         pass  # stopped, as the exercise wants
 
-    errors: list[str] = []
-
-    def check() -> None:
-        errors.extend(_app_errors(backend_url))
-
-    guarded(check, "The app could not be run against the stopped back-end", "L'application n'a pas pu tourner face au back-end arrêté")
+    page = _running_page(frontend_url)
+    errors = list(dict.fromkeys(page.errors))  # the sidebar and the page say it in the same words
     for message in errors:
         print("🟥", message)
+    for exception in page.exceptions:
+        print("💥", exception)
     try:
         frontend_up = requests.get(f"{frontend_url}/_stcore/health", timeout=5).status_code == 200
     except requests.RequestException:
         frontend_up = False
     print("Streamlit /_stcore/health:", "200" if frontend_up else "no answer")
-    shown = bool(errors) and all("Back-end unreachable" in message for message in errors) and frontend_up
+    expect(
+        not page.exceptions,
+        f"The page shows a Python traceback ({page.exceptions[0] if page.exceptions else ''}) instead of a message: "
+        "the UI must catch the failed request and say what to do (backend_error_message in "
+        "workshop/frontend/shared.py).",
+        f"La page affiche une trace d'erreur Python ({page.exceptions[0] if page.exceptions else ''}) au lieu d'un "
+        "message : l'UI doit rattraper la requête ratée et dire quoi faire (backend_error_message dans "
+        "workshop/frontend/shared.py).",
+    )
+    shown = bool(errors) and all("Back-end unreachable" in message for message in errors)
     expect(
         shown,
-        "The page did not show the expected message: is the front-end cell still running? Rerun the cell that starts it.",
-        "La page n'a pas affiché le message attendu : le front-end tourne-t-il encore ? Relancez la cellule qui le démarre.",
+        f"The page shows no 'Back-end unreachable' message ({'; '.join(errors) or 'no red message at all'}): is "
+        f"{frontend_url} the front-end started with WORKSHOP_BACKEND_URL={backend_url}?",
+        f"La page n'affiche pas le message « Back-end unreachable » ({'; '.join(errors) or 'aucun message rouge'}) : "
+        f"{frontend_url} est-il bien le front-end démarré avec WORKSHOP_BACKEND_URL={backend_url} ?",
     )
     expect(
         prediction.strip().upper() == RIGHT_CHOICE,  # type: ignore[union-attr]
