@@ -1,0 +1,104 @@
+"""The notebooks as handed out (``notebooks/en``, ``notebooks/fr``: exercises blank), run as a student runs them.
+
+A student who runs every cell without writing anything must be stopped by a checkpoint, with its one sentence
+(``❌ ...``, in the notebook's language), and by nothing else first: not a ``NameError`` from a later cell that
+needed the exercise's answer, not a traceback from code the student did not write. Each notebook runs offline,
+in fast mode, up to its first error, which is where a student's "Run all" stops too, and that error is checked:
+the exception the kernel holds is a ``CheckpointFailed`` raised in a checkpoint cell, shown as one line.
+
+The solutions (``notebooks/solutions``) are what nbval runs, every cell; ``tests/test_notebook_track.py`` checks
+that the student versions are generated from them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import REPO_ROOT, missing_tool  # tests/ is on sys.path under pytest
+from workshop.containers import docker_available
+
+STUDENT_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[a-z][a-z]/[0-9][0-9]_*.ipynb"))
+
+#: Run in the kernel after the first error: what it raised, as IPython kept it (``sys.last_value``).
+PROBE = """\
+import json, sys
+_error = getattr(sys, "last_value", None)
+print(json.dumps({"type": type(_error).__name__, "module": type(_error).__module__,
+                  "en": getattr(_error, "en", None), "fr": getattr(_error, "fr", None)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def as_in_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The kernels' environment (they inherit this process's): offline, fast mode, as notebooks/conftest.py sets."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKSHOP_OFFLINE", "1")
+        patch.setenv("WORKSHOP_NOTEBOOK_FAST", "1")
+        patch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("ultralytics-students")))
+        yield
+
+
+def _notebook_containers() -> set[str]:
+    """Containers the notebooks name as theirs (``workshop-nb04-...``, Compose projects ``workshop-nb05``...)."""
+    if not docker_available():
+        return set()
+    listed = subprocess.run(["docker", "ps", "-a", "--format", "{{.ID}} {{.Names}}"], capture_output=True, text=True)
+    return {line.split()[0] for line in listed.stdout.splitlines() if " workshop-nb" in line}
+
+
+def run_to_the_first_error(path: Path) -> tuple[object, int, dict] | None:
+    """Run the notebook's code cells in order until one fails; return that cell, its index and what the kernel
+    raised (:data:`PROBE`'s answer), or None when every cell ran."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=1200, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError:
+                probe = nbformat.v4.new_code_cell(PROBE)
+                notebook.cells.append(probe)
+                client.execute_cell(probe, len(notebook.cells) - 1)
+                return cell, index, json.loads(probe.outputs[0]["text"])
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda path: f"{path.parent.name}/{path.stem}")
+def test_run_all_stops_at_a_checkpoint_with_its_one_sentence(path: Path, as_in_class: None) -> None:
+    language = path.parent.name
+    needs_docker = json.loads(path.read_text())["metadata"].get("workshop", {}).get("docker")
+    if needs_docker and not docker_available():
+        missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
+    before = _notebook_containers()
+    try:
+        stopped = run_to_the_first_error(path)
+    finally:
+        # A stack or a container started before the first error is the notebook's: nothing is left behind.
+        left = _notebook_containers() - before
+        if left:
+            subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
+    assert stopped is not None, f"{path.name} ran to its end with every exercise blank: a checkpoint passed on nothing"
+    cell, index, raised = stopped
+    (error,) = [output for output in cell.outputs if output["output_type"] == "error"]
+    where = f"{path.parent.name}/{path.name}, cell {index}:\n{cell.source}\n--> {error['ename']}: {error['evalue']}"
+    assert raised["type"] == "CheckpointFailed" and raised["module"] == "workshop.checkpoints", where
+    assert "checkpoint" in cell.metadata.get("tags", []), f"a CheckpointFailed outside a checkpoint cell: {where}"
+    assert len(error["traceback"]) == 1, f"not one line (a traceback?): {where}"
+    sentence = raised[language]
+    assert error["traceback"] == [f"❌ {sentence}"], f"not the sentence in the notebook's language: {where}"
+    assert sentence and "\n" not in sentence and sentence.strip() == sentence, where
+    if language == "fr":
+        assert sentence != raised["en"], f"the French sentence is the English one: {where}"
