@@ -11,8 +11,10 @@
 The commands are read from the README and the guide (EN and FR) themselves, so a command written there that
 assumes one world fails here. The notebooks run in the offline world under nbval (their recorded outputs are
 checked); here the English track runs in the online world with nbclient, where every cell must run without
-error and every model the notebooks name as the default must be ``yolo26n``. Notebook 08 is left out: it
-trains and serves the bundled model, the same in both worlds, and is the track's longest.
+error and every back-end the notebooks start must default to ``yolo26n``: after each cell, the back-ends the
+kernel holds (a ``BackgroundService``, a ``ComposeStack``) are asked their default on ``/ready``, and what the
+cells printed is read too. Notebook 08 is left out: it trains and serves the bundled model, the same in both
+worlds, and is the track's longest.
 """
 
 from __future__ import annotations
@@ -38,6 +40,30 @@ from support import missing_tool  # tests/ is on sys.path under pytest
 
 PUBLIC_DEFAULT = "yolo26n"
 NOTEBOOKS = [path for path in solution_notebooks("en", REPO_ROOT) if not path.name.startswith("08_")]
+#: Notebooks that leave no back-end running after any cell, so no server's default can be asked there: 01 runs
+#: the model in the kernel (its choose_model line is checked instead), 06 deploys nothing offline (dry runs) and
+#: its one local back-end lives inside a checkpoint cell. Every other notebook must show a default.
+NO_BACKEND_BETWEEN_CELLS = {"01_model_inference", "06_google_cloud"}
+
+#: Run in the kernel after each cell: the default model of every back-end the kernel holds, from its /ready.
+DEFAULTS_PROBE = """\
+import json as _json
+import requests as _requests
+from workshop.containers import ComposeStack as _Stack
+from workshop.services import BackgroundService as _Service
+
+_held = list(globals().values())
+_urls = [_value.url for _value in _held if isinstance(_value, _Service) and _value.running]
+for _stack in (_value for _value in _held if isinstance(_value, _Stack)):
+    _urls.append(_stack.lb_url if "docker-compose.scale.yml" in _stack.files else _stack.backend_url)
+for _url in _urls:
+    try:
+        _ready = _requests.get(_url + "/ready", timeout=10).json()
+    except (OSError, ValueError):  # stopped, or not a back-end (a front-end's page)
+        continue
+    if isinstance(_ready, dict) and "default_model" in _ready:
+        print(_json.dumps({"url": _url, "default_model": _ready["default_model"]}))
+"""
 
 
 @dataclass(frozen=True)
@@ -250,14 +276,26 @@ def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: 
         missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
     client = NotebookClient(nb, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
-    client.execute()  # raises CellExecutionError, with the cell and its traceback, when a cell fails
+    asked: list[dict] = []  # what the back-ends held by the kernel said after each cell
+    with client.setup_kernel():
+        for index, cell in enumerate(list(nb.cells)):
+            if cell.cell_type != "code":
+                continue
+            client.execute_cell(cell, index)  # raises CellExecutionError, with the cell's traceback, when it fails
+            probe = nbformat.v4.new_code_cell(DEFAULTS_PROBE)
+            nb.cells.append(probe)
+            client.execute_cell(probe, len(nb.cells) - 1)
+            asked += [json.loads(line) for output in probe.outputs for line in output.get("text", "").splitlines()]
+            nb.cells.remove(probe)
     printed = "".join(
         output.get("text", "") for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
     )
     if any("choose_model(" in cell.source for cell in nb.cells if cell.cell_type == "code"):
         assert f"Using the public model '{PUBLIC_DEFAULT}'" in printed
-    # What the servers said their default was: `workshop check`'s models line, /ready's JSON.
-    defaults = re.findall(r"default: '([\w-]+)'", printed) + re.findall(r'"default_model":\s*"([\w-]+)"', printed)
-    assert set(defaults) <= {PUBLIC_DEFAULT}, f"a server of the online world defaulted to {set(defaults)}"
-    if notebook.name.startswith(("02_", "04_", "05_")):
-        assert defaults, "the notebook printed no server's default model: the check above checks nothing"
+    # The servers' defaults: asked on /ready after each cell, and printed (`workshop check`'s models line, /ready).
+    defaults = [answer["default_model"] for answer in asked]
+    defaults += re.findall(r"default: '([\w-]+)'", printed) + re.findall(r'"default_model":\s*"([\w-]+)"', printed)
+    servers = sorted({(answer["url"], answer["default_model"]) for answer in asked})
+    assert set(defaults) <= {PUBLIC_DEFAULT}, f"a server of the online world defaulted to {set(defaults)}: {servers}"
+    if notebook.stem not in NO_BACKEND_BETWEEN_CELLS:
+        assert defaults, "no back-end of this notebook said its default model: the check above checks nothing"
