@@ -15,11 +15,18 @@ from workshop.frontend import APP_PATH
 from workshop.frontend.logic import detection_summary, fake_prediction, filter_detections
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
-from workshop.services import BackgroundService, free_port, start_backend
+from workshop.services import BackgroundService, start_backend
 
-from support import batch_uploads  # tests/ is on sys.path under pytest
+from support import batch_uploads, refused_port  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dead_url() -> Iterator[str]:
+    """A stopped back-end: a port held, for the test, where every connection is refused."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +100,7 @@ def test_several_images_go_through_the_batch_route_into_a_gallery(live_server: B
     assert live_server.count_in_log('"path": "/predict/batch') == batches_before + 1
 
 
-def test_backend_down_gives_a_clear_message(tmp_path) -> None:
-    dead_url = f"http://127.0.0.1:{free_port()}"
+def test_backend_down_gives_a_clear_message(dead_url: str) -> None:
     app = new_app(dead_url)
     assert not app.exception
     assert any("Back-end unreachable" in e and dead_url in e for e in errors(app))
@@ -132,8 +138,8 @@ def test_a_picture_over_the_pixel_limit_is_refused_before_sending(
     assert post_count(live_server) == before  # refused here: the back-end never saw it
 
 
-def test_test_mode_answers_without_a_backend() -> None:
-    app = new_app(f"http://127.0.0.1:{free_port()}")
+def test_test_mode_answers_without_a_backend(dead_url: str) -> None:
+    app = new_app(dead_url)
     app.toggle(key="test_mode").set_value(True).run()
     app = upload(app, ("shapes.png", encode_image(shapes_sample(seed=1).image)))
     app.button(key="predict").click().run()
@@ -280,8 +286,8 @@ def test_video_limits_show_their_message_and_nothing_is_sent(
     assert (batch_uploads(live_server), post_count(live_server)) == before  # no frame, no request: nothing sent
 
 
-def test_video_page_in_test_mode_answers_without_a_backend() -> None:
-    app = new_app(f"http://127.0.0.1:{free_port()}")
+def test_video_page_in_test_mode_answers_without_a_backend(dead_url: str) -> None:
+    app = new_app(dead_url)
     app.toggle(key="test_mode").set_value(True).run()
     app.switch_page("views/video.py").run()
     app.radio(key="video_source").set_value("Sample clip").run()
