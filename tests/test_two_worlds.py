@@ -62,7 +62,7 @@ for _url in _urls:
     except (OSError, ValueError):  # stopped, or not a back-end (a front-end's page)
         continue
     if isinstance(_ready, dict) and "default_model" in _ready:
-        print(_json.dumps({"url": _url, "default_model": _ready["default_model"]}))
+        print("probed:", _json.dumps({"url": _url, "default_model": _ready["default_model"]}))
 """
 
 
@@ -285,7 +285,11 @@ def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: 
             probe = nbformat.v4.new_code_cell(DEFAULTS_PROBE)
             nb.cells.append(probe)
             client.execute_cell(probe, len(nb.cells) - 1)
-            asked += [json.loads(line) for output in probe.outputs for line in output.get("text", "").splitlines()]
+            # Its own lines only: a thread a cell started may print while the probe runs, into the probe's output.
+            printed_by_probe = [line for output in probe.outputs if output.get("name") == "stdout"
+                                for line in output["text"].splitlines()]
+            asked += [json.loads(line.removeprefix("probed: ")) for line in printed_by_probe
+                      if line.startswith("probed: ")]
             nb.cells.remove(probe)
     printed = "".join(
         output.get("text", "") for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
