@@ -28,8 +28,8 @@ STUDENT_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[a-z][a-z]/[0-9][0-9]
 PROBE = """\
 import json, sys
 _error = getattr(sys, "last_value", None)
-print(json.dumps({"type": type(_error).__name__, "module": type(_error).__module__,
-                  "en": getattr(_error, "en", None), "fr": getattr(_error, "fr", None)}))
+print("raised:", json.dumps({"type": type(_error).__name__, "module": type(_error).__module__,
+                             "en": getattr(_error, "en", None), "fr": getattr(_error, "fr", None)}))
 """
 
 
@@ -71,7 +71,10 @@ def run_to_the_first_error(path: Path) -> tuple[object, int, dict] | None:
                 probe = nbformat.v4.new_code_cell(PROBE)
                 notebook.cells.append(probe)
                 client.execute_cell(probe, len(notebook.cells) - 1)
-                return cell, index, json.loads(probe.outputs[0]["text"])
+                # Its own line only: a thread a cell started may print into the probe's output meanwhile.
+                (raised,) = [line for output in probe.outputs if output.get("name") == "stdout"
+                             for line in output["text"].splitlines() if line.startswith("raised: ")]
+                return cell, index, json.loads(raised.removeprefix("raised: "))
     return None
 
 
