@@ -18,6 +18,11 @@ cell, ``...``, so that a function body stays valid Python). Regenerate after edi
 
     python -m workshop.notebook_track          # writes notebooks/en and notebooks/fr
     python -m workshop.notebook_track --check  # exit 1 when they are out of date (the tests run this)
+
+Each notebook has a **core** path, what a class does in its one session, and after it **stretch**
+sections ("Going further" / "Pour aller plus loin") for those who go further. Every cell of a stretch
+section carries the Jupyter cell tag ``stretch`` (cell ``metadata.tags``); no stretch cell holds what a
+later core cell needs, so :func:`core_version` (the notebook without them) runs top to bottom on its own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -36,6 +42,8 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 PLACEHOLDER = {"en": "# YOUR CODE HERE", "fr": "# VOTRE CODE ICI"}
 #: Checkpoint cells carry this tag; each exercise is followed by one.
 CHECKPOINT_TAG = "checkpoint"
+#: Cells of a "Going further" section carry this tag: a class can skip them all.
+STRETCH_TAG = "stretch"
 
 # Solutions sit one folder deeper than the student versions: their relative links to the rest of the
 # repository (the guide, the pictures) lose one "../" in the student version.
@@ -95,13 +103,57 @@ def strip_solutions(text: str, language: str) -> str:
 
 
 def exercise_count(notebook: dict) -> int:
-    """How many solution blocks the notebook holds."""
+    """How many solution blocks the notebook holds (one exercise each)."""
     return sum(
         line.strip() == BEGIN
         for cell in notebook["cells"]
         if cell["cell_type"] == "code"
         for line in source(cell).split("\n")
     )
+
+
+def tags(cell: dict) -> list[str]:
+    """The cell's Jupyter tags."""
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def is_stretch(cell: dict) -> bool:
+    """True for a cell of a "Going further" section."""
+    return STRETCH_TAG in tags(cell)
+
+
+def core_version(notebook: dict) -> dict:
+    """The notebook a class that skips every "Going further" section runs: its stretch cells removed."""
+    core = copy.deepcopy(notebook)
+    core["cells"] = [cell for cell in core["cells"] if not is_stretch(cell)]
+    return core
+
+
+#: The Compose project a codespace gets for the repository (its folder's name): the harness uses it too, so the
+#: recorded outputs show the container names a student sees.
+CODESPACE_COMPOSE_PROJECT = "deploy-ml-workshop"
+
+
+def notebook_environment(scratch: Path) -> dict[str, str]:
+    """The variables the test suite runs the notebooks with, on top of its own environment.
+
+    Offline (the recorded outputs are the bundled model's), fast mode (tiny workloads), private caches in
+    ``scratch``, and, on a machine that cannot pull images (``scripts/test.sh`` sets ``WORKSHOP_DOCKER_BASE_IMAGE``
+    and ``WORKSHOP_TORCH_INDEX_URL``), the build arguments ``docker-compose.yml`` reads from the environment. The
+    notebooks' cells hold none of this: they are what a student types in a codespace.
+    """
+    env = {
+        "WORKSHOP_OFFLINE": "1",
+        "WORKSHOP_NOTEBOOK_FAST": os.environ.get("WORKSHOP_NOTEBOOK_FAST", "1"),
+        "YOLO_CONFIG_DIR": str(scratch / "ultralytics"),
+        "WORKSHOP_WEIGHTS_DIR": str(scratch / "weights"),
+        "COMPOSE_PROJECT_NAME": CODESPACE_COMPOSE_PROJECT,
+    }
+    if os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE"):
+        env["BASE_IMAGE"] = os.environ["WORKSHOP_DOCKER_BASE_IMAGE"]
+    if "WORKSHOP_TORCH_INDEX_URL" in os.environ:
+        env["TORCH_INDEX_URL"] = os.environ["WORKSHOP_TORCH_INDEX_URL"]
+    return env
 
 
 def student_version(notebook: dict, language: str) -> dict:
