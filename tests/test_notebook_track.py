@@ -133,14 +133,18 @@ def test_each_notebook_opens_with_its_goal_and_ends_with_what_to_remember(langua
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_notebook_has_a_core_then_going_further_sections_then_what_to_remember(language: str) -> None:
-    """Core cells first, then stretch sections (each opening with its heading), then the closing cell, untagged."""
+    """Core cells first, then stretch sections (each opening with its heading), then the core's clean-up, if any,
+    and the closing cell: a class skips one block of stretch cells, and finds the end of the core after it."""
     for path in notebooks(language):
         cells = load(path)["cells"]
         stretch = [number for number, cell in enumerate(cells) if is_stretch(cell)]
         assert stretch, f"{path.name}: no section tagged 'stretch' ({GOING_FURTHER[language]})"
-        assert stretch == list(range(stretch[0], len(cells) - 1)), (
-            f"{path.name}: the stretch cells must come together after the core, the closing cell alone after them"
-        )
+        assert stretch == list(range(stretch[0], stretch[-1] + 1)), f"{path.name}: the stretch cells must come together"
+        for number, cell in enumerate(cells[stretch[-1] + 1:], stretch[-1] + 1):
+            assert BEGIN not in source(cell), f"{path.name} cell {number}: an exercise after the stretch sections"
+            assert not source(cell).startswith("## ") or number == len(cells) - 1, (
+                f"{path.name} cell {number}: a section after the stretch sections"
+            )
         for number in stretch:
             text = source(cells[number])
             if cells[number]["cell_type"] == "markdown" and text.startswith("## "):

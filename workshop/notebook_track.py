@@ -19,6 +19,11 @@ cell, ``...``, so that a function body stays valid Python). Regenerate after edi
     python -m workshop.notebook_track          # writes notebooks/en and notebooks/fr
     python -m workshop.notebook_track --check  # exit 1 when they are out of date (the tests run this)
 
+The solutions' outputs come from a real run, recorded as the tests run them (offline, fast mode), with the
+paths a codespace shows::
+
+    python -m workshop.notebook_track --record notebooks/solutions/fr/01_model_inference.ipynb
+
 Each notebook has a **core** path, what a class does in its one session, and after it **stretch**
 sections ("Going further" / "Pour aller plus loin") for those who go further. Every cell of a stretch
 section carries the Jupyter cell tag ``stretch`` (cell ``metadata.tags``); no stretch cell holds what a
@@ -156,6 +161,69 @@ def notebook_environment(scratch: Path) -> dict[str, str]:
     return env
 
 
+#: Where a codespace checks the repository out: recorded outputs show this path, not the recording machine's.
+CODESPACE_CHECKOUT = "/workspaces/deploy-ml-workshop"
+
+
+def _coalesced(outputs: list[dict]) -> list[dict]:
+    """Consecutive stream outputs of the same stream merged into one, as nbval reads them."""
+    merged: list[dict] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")):
+            previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+        else:
+            merged.append(output)
+    return merged
+
+
+def _as_in_a_codespace(text: str, root: Path) -> str:
+    """Printed text with this checkout's path and folder name replaced by the codespace's."""
+    return text.replace(str(root), CODESPACE_CHECKOUT).replace(f", {root.name}/", f", {Path(CODESPACE_CHECKOUT).name}/")
+
+
+def record(path: Path, root: Path | None = None, timeout: int = 1800) -> None:
+    """Run a solution notebook top to bottom as the tests do, and save it with its new outputs.
+
+    The kernel starts in the notebook's folder (its name is the notebook's language) with
+    :func:`notebook_environment`; streams are coalesced and paths shown as in a codespace. The caches
+    (Ultralytics' settings, the bundled model's exports) are made once, before, in a folder kept between
+    recordings: the outputs show a machine that has run the lab's servers before, as nbval's run does.
+    """
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = root or project_root()
+    notebook = nbformat.read(path, as_version=4)
+    scratch = Path(tempfile.gettempdir()) / f"workshop-record-{os.getuid()}"
+    saved = dict(os.environ)
+    try:
+        os.environ.update(notebook_environment(scratch))
+        from workshop.registry import ModelRegistry
+        from workshop.settings import BUNDLED_MODEL, Settings
+
+        ModelRegistry(Settings()).get(BUNDLED_MODEL)  # its exports and engine choice, made once
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [nbformat.from_dict(output) for output in _coalesced([dict(o) for o in cell.outputs])]
+        for output in cell.outputs:
+            if "text" in output:
+                output["text"] = _as_in_a_codespace("".join(output["text"]), root)
+            for kind, value in output.get("data", {}).items():
+                if kind.startswith("text/"):
+                    output["data"][kind] = _as_in_a_codespace("".join(value), root)
+    path.write_text(render(nbformat.from_dict(notebook)), encoding="utf-8")
+
+
 def student_version(notebook: dict, language: str) -> dict:
     """The notebook a student opens: solutions blanked, outputs and run metadata removed, links one level up."""
     student = copy.deepcopy(notebook)
@@ -217,7 +285,12 @@ def write_student_files(root: Path | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the student notebooks from the solutions.")
     parser.add_argument("--check", action="store_true", help="only say whether they are up to date (exit 1 if not)")
+    parser.add_argument("--record", nargs="+", type=Path, metavar="NOTEBOOK",
+                        help="run these solution notebooks and save their outputs first, then regenerate")
     args = parser.parse_args(argv)
+    for path in args.record or []:
+        print("recording", path)
+        record(path.resolve())
     if args.check:
         problems = stale_student_files()
         for problem in problems:
