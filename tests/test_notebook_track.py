@@ -142,9 +142,6 @@ def test_each_notebook_has_a_core_then_going_further_sections_then_what_to_remem
         assert stretch == list(range(stretch[0], stretch[-1] + 1)), f"{path.name}: the stretch cells must come together"
         for number, cell in enumerate(cells[stretch[-1] + 1:], stretch[-1] + 1):
             assert BEGIN not in source(cell), f"{path.name} cell {number}: an exercise after the stretch sections"
-            assert not source(cell).startswith("## ") or number == len(cells) - 1, (
-                f"{path.name} cell {number}: a section after the stretch sections"
-            )
         for number in stretch:
             text = source(cells[number])
             if cells[number]["cell_type"] == "markdown" and text.startswith("## "):
