@@ -55,7 +55,8 @@ def test_the_core_alone_runs_top_to_bottom(path: Path, notebook_env: None) -> No
         if os.environ.get("CI"):
             pytest.fail("No Docker engine in CI: scripts/docker-offline.sh should have started one")
         pytest.skip("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
-    notebook = nbformat.from_dict(core_version(json.loads(path.read_text(encoding="utf-8"))))
+    # nbformat.reads normalises the cells (a source stored as a list of lines becomes one string).
+    notebook = nbformat.reads(json.dumps(core_version(json.loads(path.read_text(encoding="utf-8")))), as_version=4)
     # The kernel starts in the notebook's folder, as Jupyter does: its name (en, fr) is the notebook's language.
     client = NotebookClient(notebook, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
