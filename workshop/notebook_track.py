@@ -142,7 +142,7 @@ CODESPACE_COMPOSE_PROJECT = "deploy-ml-workshop"
 def notebook_environment(scratch: Path) -> dict[str, str]:
     """The variables the test suite runs the notebooks with, on top of its own environment.
 
-    Offline (the recorded outputs are the bundled model's), fast mode (tiny workloads; short load-test steps),
+    Offline (the recorded outputs are the bundled model's), fast mode (tiny workloads, short load-test steps),
     private caches in ``scratch``, the Compose project a codespace gets (so container names are the same), and, on a machine that cannot pull images (``scripts/test.sh`` sets ``WORKSHOP_DOCKER_BASE_IMAGE``
     and ``WORKSHOP_TORCH_INDEX_URL``), the build arguments ``docker-compose.yml`` reads from the environment. The
     notebooks' cells hold none of this: they are what a student types in a codespace.
@@ -153,7 +153,6 @@ def notebook_environment(scratch: Path) -> dict[str, str]:
         "YOLO_CONFIG_DIR": str(scratch / "ultralytics"),
         "WORKSHOP_WEIGHTS_DIR": str(scratch / "weights"),
         "COMPOSE_PROJECT_NAME": CODESPACE_COMPOSE_PROJECT,
-        "WORKSHOP_LOADTEST_SECONDS": "3",  # each load-test step: 3 s here, 15 in class (the command's default)
     }
     if os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE"):
         env["BASE_IMAGE"] = os.environ["WORKSHOP_DOCKER_BASE_IMAGE"]
