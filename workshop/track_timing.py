@@ -82,11 +82,12 @@ class Wait:
 
 #: Where a codespace waits longer than the recorded run (images were cached there, and fast mode shortens work).
 WAITS = (
-    Wait("04", "docker build -f backend/Dockerfile", 4.0, "the first build of the back-end image in a codespace: 3 to 5 minutes"),
+    Wait("04", "docker build -f backend/Dockerfile", 4.0,
+         "the first build of the back-end image in a codespace, 3 to 5 minutes"),
     Wait("04", "docker build -f frontend/Dockerfile", 1.0, "the first build of the front-end image"),
-    Wait("07", "--output loadtest-results/one-server", 2.0, "a load test in class: 6 steps of 15 s"),
+    Wait("07", "--output loadtest-results/one-server", 2.0, "a load test in class, 4 steps of 15 s"),
     Wait("07", "--output loadtest-results/replicas", 2.0, "the same against the replicas"),
-    Wait("08", "train_demo(", 17.0, "the full training run (15 epochs on 400 pictures, recorded on 2 cores)"),
+    Wait("08", "train_demo(", 17.0, "the full training run, 15 epochs on 400 pictures, measured on 2 cores"),
 )
 #: Waits that belong to a notebook's core rather than to one cell: Google's, in notebook 06 (enabling the APIs,
 #: the push, the VM's creation, boot and pull), as the teacher notes measured them.
@@ -252,7 +253,7 @@ TEXT = {
 WAIT_WHY_FR = (
     "la première construction de l'image du back-end dans un codespace, 3 à 5 minutes",
     "la première construction de l'image du front-end",
-    "un test de charge en classe, 6 paliers de 15 s",
+    "un test de charge en classe, 4 paliers de 15 s",
     "le même face aux répliques",
     "l'entraînement complet, 15 époques sur 400 images, mesuré sur 2 cœurs",
 )
