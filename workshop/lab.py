@@ -81,11 +81,12 @@ def sample_image(model: str, seed: int = 0) -> Image.Image:
     return shapes_sample(seed=seed).image if model == BUNDLED_MODEL else photo("cat")
 
 
-def link(port: int, path: str = "", label: str = "Open") -> str:
-    """Print (and return) a link to a local port, as the student's browser reaches it (codespace or laptop)."""
-    url = public_url(port, path)
-    print(f"{label}: {url}")
-    return url
+def link(port: int, path: str = "", label: str = "Open") -> None:
+    """Print a link to a local port, as the student's browser reaches it (codespace or laptop).
+
+    Printed, not returned: a cell that ends with ``link(...)`` shows the link once.
+    """
+    print(f"{label}: {public_url(port, path)}")
 
 
 def time_calls(function: Callable[[], object], runs: int) -> list[float]:
