@@ -97,8 +97,7 @@ def test_a_changed_notebook_makes_the_table_stale(tmp_path: Path) -> None:
     """The check above can fail: two more words in a notebook's core move the table."""
     for folder in ("notebooks/solutions", "docs"):
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder)
-    for path, text in timing.expected_files(tmp_path).items():  # in step, whatever the checkout's state
-        path.write_text(text, encoding="utf-8")
+    timing.write_expected_files(tmp_path)  # in step, whatever the checkout's state
     assert timing.stale_files(tmp_path) == []
     path = tmp_path / "notebooks/solutions/fr/01_model_inference.ipynb"
     notebook = json.loads(path.read_text())

@@ -366,6 +366,20 @@ def expected_files(root: Path | None = None) -> dict[Path, str]:
     return files
 
 
+def write_expected_files(root: Path | None = None, rounds: int = 3) -> list[Path]:
+    """Write the timing text until it is in step: a time line written anew can change its notebook's prose words,
+    hence the table (once, when a notebook's line did not follow the template). Returns the files written."""
+    written: list[Path] = []
+    for _ in range(rounds):
+        stale = {path: text for path, text in expected_files(root).items() if path.read_text(encoding="utf-8") != text}
+        if not stale:
+            break
+        for path, text in stale.items():
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return list(dict.fromkeys(written))
+
+
 def stale_files(root: Path | None = None) -> list[Path]:
     """The files whose timing text is out of step with the notebooks."""
     return [path for path, text in expected_files(root).items() if path.read_text(encoding="utf-8") != text]
@@ -383,11 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         if stale:
             print("Run: python -m workshop.track_timing")
         return 1 if stale else 0
-    changed = [path for path, text in expected_files(root).items() if path.read_text(encoding="utf-8") != text]
-    for path, text in expected_files(root).items():
-        if path in changed:
-            path.write_text(text, encoding="utf-8")
-            print("wrote", path.relative_to(root))
+    changed = write_expected_files(root)
+    for path in changed:
+        print("wrote", path.relative_to(root))
     if any(path.suffix == ".ipynb" for path in changed):
         write_student_files(root)
         print("student notebooks regenerated")
