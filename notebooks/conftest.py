@@ -4,18 +4,18 @@ The solutions (``solutions/en``, ``solutions/fr``) are what runs; the student ve
 (``en/``, ``fr/``) are generated from them with their exercises blanked, so they are not run
 (``tests/test_notebook_track.py`` checks they are up to date).
 
-Kernels inherit this process's environment, so these variables reach the notebooks.
-Offline on purpose: the checked outputs were recorded with the bundled model.
+Kernels inherit this process's environment, so these variables reach the notebooks
+(:func:`workshop.notebook_track.notebook_environment` says which, and why). Offline on purpose:
+the checked outputs were recorded with the bundled model.
 """
 
 import os
 import tempfile
+from pathlib import Path
 
-_scratch = tempfile.mkdtemp(prefix="workshop-notebooks-")
-os.environ["WORKSHOP_OFFLINE"] = "1"
-os.environ.setdefault("WORKSHOP_NOTEBOOK_FAST", "1")
-os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(_scratch, "ultralytics"))
-os.environ["WORKSHOP_WEIGHTS_DIR"] = os.path.join(_scratch, "weights")
+from workshop.notebook_track import notebook_environment
+
+os.environ.update(notebook_environment(Path(tempfile.mkdtemp(prefix="workshop-notebooks-"))))
 
 collect_ignore_glob = ["en/*", "fr/*", "[0-9][0-9]_*.ipynb"]
 

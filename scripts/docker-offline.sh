@@ -2,24 +2,42 @@
 # A Docker engine and a Python base image on a machine that cannot pull images.
 #
 # For CI and for air-gapped classrooms: no image is pulled from any registry.
-#   1. install Debian's docker.io and docker-compose if they are missing;
-#   2. start dockerd in the background if no engine answers;
-#   3. build a local base image (a minimal Debian with python3, venv and pip,
+#   1. install Debian's docker.io and docker-compose (Compose v1) if they are missing;
+#   2. install the Compose v2 plugin (`docker compose`) if it is missing: Debian
+#      bookworm has only v1, so the plugin comes from Debian trixie's docker-compose
+#      package (a static Go binary that needs only libc6 >= 2.34), downloaded with
+#      apt from the machine's own mirror and unpacked where Docker's CLI looks for
+#      plugins. v1 stays installed. Where it cannot be had, `docker-compose` (v1)
+#      is what the project's code falls back to;
+#   3. start dockerd in the background if no engine answers;
+#   4. build a local base image (a minimal Debian with python3, venv and pip,
 #      made with debootstrap from the machine's own apt mirror, then
 #      `docker import`), with this machine's CA bundle inside so that pip and
 #      requests in a build can reach the package index through the same
-#      network as the host.
+#      network as the host;
+#   5. give that image the name the Dockerfiles start FROM by default
+#      (python:3.12-slim) when no image has it: a plain
+#      `docker build -f backend/Dockerfile -t deploy-ml-workshop/backend .`, as the
+#      notebooks type it, then builds here as it does in a codespace. It stands in for
+#      the official image under its name (a Debian python3, not 3.12), as the
+#      weights built from a YAML stand in for yolo26n.pt; a real image of that name
+#      is never replaced.
 #
 # The last line printed is the base image's name, for
 #   docker build --build-arg BASE_IMAGE=<name> ...
 #
 # Environment: BASE_IMAGE_NAME (default workshop-base/python:bookworm),
-# DEBIAN_SUITE (default bookworm), REBUILD_BASE=1 to rebuild the image.
+# DEBIAN_SUITE (default bookworm), REBUILD_BASE=1 to rebuild the image,
+# COMPOSE_V2_SUITE (default trixie) where the Compose v2 package comes from.
 set -euo pipefail
 
 image="${BASE_IMAGE_NAME:-workshop-base/python:bookworm}"
 suite="${DEBIAN_SUITE:-bookworm}"
+compose_suite="${COMPOSE_V2_SUITE:-trixie}"
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
+repository="$(cd "$(dirname "$0")/.." && pwd)"
+# Where Docker's CLI (20.10 and later) looks for its plugins.
+cli_plugins=/usr/libexec/docker/cli-plugins
 
 log() { echo "==> $*" >&2; }
 
@@ -40,7 +58,43 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 2. Engine ---------------------------------------------------------------------
+# The mirror this machine's apt already uses (deb822 .sources files or a classic sources.list).
+mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+    | head -n 1 | awk '{print $2}' || true)
+mirror="${mirror:-http://deb.debian.org/debian}"
+mirror="${mirror%/}"
+
+# 2. Compose v2 -----------------------------------------------------------------
+# apt in a private folder: the machine's own sources and package lists stay as they are.
+install_compose_v2() {
+    local work
+    work=$(mktemp -d /tmp/workshop-compose.XXXXXX)
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $compose_suite main" > "$work/sources.list"
+    local apt_options=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                       -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
+    if $sudo apt-get "${apt_options[@]}" -qq update >/dev/null 2>&1 \
+        && (cd "$work" && $sudo apt-get "${apt_options[@]}" -qq download docker-compose >/dev/null 2>&1) \
+        && dpkg-deb --fsys-tarfile "$work"/docker-compose_*.deb \
+            | tar -xO ./usr/libexec/docker/cli-plugins/docker-compose | $sudo tee "$work/docker-compose" >/dev/null \
+        && $sudo chmod 0755 "$work/docker-compose" && "$work/docker-compose" version >/dev/null 2>&1; then
+        $sudo install -D -m 0755 "$work/docker-compose" "$cli_plugins/docker-compose"
+        $sudo rm -rf "$work"
+        return 0
+    fi
+    $sudo rm -rf "$work"
+    return 1
+}
+if ! docker compose version >/dev/null 2>&1; then
+    log "Installing the Compose v2 plugin from Debian $compose_suite's docker-compose package"
+    if install_compose_v2; then
+        log "$(docker compose version) in $cli_plugins"
+    else
+        log "Compose v2 could not be installed: docker-compose (v1) will be used instead"
+    fi
+fi
+
+# 3. Engine ---------------------------------------------------------------------
 if ! $sudo docker info >/dev/null 2>&1; then
     log "Starting dockerd (log: /var/log/dockerd.log)"
     $sudo sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
@@ -52,18 +106,26 @@ if ! $sudo docker info >/dev/null 2>&1; then
 fi
 log "Docker engine $($sudo docker version --format '{{.Server.Version}}') is running"
 
-# 3. Base image -----------------------------------------------------------------
+# 5. The Dockerfiles' default base name -----------------------------------------
+# Defined here, run after step 4: each name a Dockerfile starts FROM by default (ARG BASE_IMAGE=...).
+name_the_default_bases() {
+    local default
+    for default in $(sed -n 's/^ARG BASE_IMAGE=//p' "$repository"/backend/Dockerfile* "$repository"/frontend/Dockerfile* 2>/dev/null | sort -u); do
+        if ! $sudo docker image inspect "$default" >/dev/null 2>&1; then
+            $sudo docker tag "$image" "$default"
+            log "The Dockerfiles' default base $default is $image here (no registry to pull it from)"
+        fi
+    done
+}
+
+# 4. Base image -----------------------------------------------------------------
 if [ -z "${REBUILD_BASE:-}" ] && $sudo docker image inspect "$image" >/dev/null 2>&1; then
     log "Base image $image already exists"
+    name_the_default_bases
     echo "$image"
     exit 0
 fi
 
-# The mirror this machine's apt already uses (deb822 .sources files or a classic sources.list).
-mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-    | head -n 1 | awk '{print $2}' || true)
-mirror="${mirror:-http://deb.debian.org/debian}"
-mirror="${mirror%/}"
 log "Building base image $image from $mirror ($suite)"
 
 rootfs=$(mktemp -d /tmp/workshop-rootfs.XXXXXX)
@@ -94,4 +156,5 @@ $sudo tar -C "$rootfs" -c . | $sudo docker import \
     --change 'CMD ["python3"]' \
     - "$image" >/dev/null
 log "Base image $image: $($sudo docker image inspect "$image" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+name_the_default_bases
 echo "$image"

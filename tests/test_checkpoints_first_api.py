@@ -201,26 +201,35 @@ def test_predicted_status_codes_pass_when_all_match(english: None, capsys: pytes
 @pytest.mark.parametrize(
     ("prediction", "observed", "sentence"),
     [
-        (None, OBSERVED, "Set my_prediction to a dict with one status code for each of missing_image, not_a_picture"),
-        ({"missing_image": 422}, OBSERVED, "Set my_prediction to a dict"),
-        (
-            {"missing_image": 400, "not_a_picture": 400, "unknown_model": 404}, OBSERVED,
-            "For missing_image you predicted 400, the server answered 422: FastAPI checks the body against "
-            "PredictRequest",
-        ),
+        (None, OBSERVED, "Write your prediction first: set my_prediction to a dict with one status code for each of "
+                         "missing_image, not_a_picture"),
+        ({"missing_image": 422}, OBSERVED, "Write your prediction first: set my_prediction to a dict"),
+        ({"missing_image": ..., "not_a_picture": 400, "unknown_model": 404}, OBSERVED, "Write your prediction first"),
         (dict(OBSERVED), None, "run the cell that sends the bad requests first"),
     ],
 )
-def test_predicted_status_codes_fail_with_the_reason(
+def test_predicted_status_codes_fail_without_a_recorded_prediction(
     english: None, prediction: object, observed: object, sentence: str
 ) -> None:
     fails_with(lambda: check.predicted_status_codes(prediction, observed), sentence)
 
 
-def test_the_sentences_come_in_french_in_a_french_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_prediction_passes_and_says_why_the_server_answered_otherwise(
+    english: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    check.predicted_status_codes({"missing_image": 400, "not_a_picture": 400, "unknown_model": 404}, OBSERVED)
+    assert capsys.readouterr().out == (
+        "✅ 2 of 3 predictions right; missing_image got 422, not 400: FastAPI checks the body against PredictRequest "
+        "before your function runs, and answers 422 itself.\n"
+    )
+
+
+def test_the_sentences_come_in_french_in_a_french_notebook(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("WORKSHOP_LANG", "fr")
-    fails_with(
-        lambda: check.predicted_status_codes({**OBSERVED, "unknown_model": 400}, OBSERVED),
-        "Pour unknown_model, vous aviez prédit 400, le serveur a répondu 404 : predict() compare d'abord",
+    check.predicted_status_codes({**OBSERVED, "unknown_model": 400}, OBSERVED)
+    assert capsys.readouterr().out.startswith(
+        "✅ 2 prédictions justes sur 3 ; unknown_model a reçu 404, pas 400 : predict() compare d'abord"
     )
 

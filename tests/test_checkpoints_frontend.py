@@ -74,40 +74,52 @@ def test_a_server_that_never_answers_is_named_and_stopped(tmp_path: Path) -> Non
 # ------------------------------------------------------------------ exercise 1
 
 
-def right_filter(detections, threshold):
-    return [d for d in detections if d.confidence >= threshold]
+def right_count(detections):
+    counts = {}
+    for d in detections:
+        counts[d.class_name] = counts.get(d.class_name, 0) + 1
+    return counts
 
 
-def test_confidence_filter_passes_on_the_right_answer(capsys: pytest.CaptureFixture[str]) -> None:
-    check.confidence_filter(right_filter)
-    assert capsys.readouterr().out.startswith("✅ keep_confident keeps what the slider keeps")
+def test_class_counts_passes_on_the_right_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    check.class_counts(right_count)
+    assert capsys.readouterr().out.startswith("✅ count_by_class counts the detections of each class")
+
+
+def test_class_counts_takes_a_counter_too() -> None:
+    from collections import Counter
+
+    check.class_counts(lambda detections: Counter(d.class_name for d in detections))
 
 
 @pytest.mark.parametrize(
     ("answer", "sentence"),
     [
-        (None, "keep_confident is not defined: run the exercise's cell."),
-        (lambda detections, threshold: None, "keep_confident returns nothing"),
-        (lambda detections, threshold: [d for d in detections if d.confidence > threshold], "compare with >=, not >"),
-        (lambda detections, threshold: detections, "At threshold 0.25, keep_confident keeps"),
-        (lambda detections, threshold: sorted(right_filter(detections, threshold), key=lambda d: -d.confidence), "in the order"),
-        (lambda detections, threshold: detections[threshold], "keep_confident failed on a list of detections (TypeError"),
+        (None, "count_by_class is not defined: run the exercise's cell."),
+        (lambda detections: None, "count_by_class returned NoneType: return a dict"),
+        (lambda detections: [d.class_name for d in detections], "count_by_class returned list"),
+        (lambda detections: {d.class_name: 1 for d in detections}, "count each detection under its d.class_name"),
+        (lambda detections: right_count(detections) or {"nothing": 0}, "an empty dict when there is none"),
+        (lambda detections: {d["class_name"]: 1 for d in detections}, "Each detection is an object, not a dict"),
+        (lambda detections: detections.missing, "count_by_class failed on a list of detections (AttributeError"),
     ],
-    ids=["missing", "returns-nothing", "strict", "keeps-all", "reordered", "crashes"],
+    ids=["missing", "returns-nothing", "a-list", "counts-once", "empty-not-empty", "as-dicts", "crashes"],
 )
-def test_confidence_filter_fails_with_its_sentence(answer, sentence: str) -> None:
+def test_class_counts_fails_with_its_sentence(answer, sentence: str) -> None:
     with pytest.raises(CheckpointFailed, match=sentence.replace("(", r"\(")):
-        check.confidence_filter(answer)
+        check.class_counts(answer)
 
 
 def test_a_failed_checkpoint_speaks_french_in_a_french_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSHOP_LANG", "fr")
     with pytest.raises(CheckpointFailed) as failure:
-        check.confidence_filter(lambda detections, threshold: None)
-    assert str(failure.value) == "keep_confident ne renvoie rien : renvoyez la liste des détections gardées."
+        check.class_counts(lambda detections: {d["class_name"]: 1 for d in detections})
+    assert str(failure.value) == (
+        "Chaque détection est un objet, pas un dict : lisez sa classe avec d.class_name, pas d['class_name']."
+    )
 
 
-# ------------------------------------------------------------------ exercise 2
+# ------------------------------------------------------------------ exercise 3 (going further)
 
 
 def right_drawing(image, detections):
@@ -219,25 +231,30 @@ def test_the_right_prediction_passes_and_shows_the_pages_message(
     check.ui_when_backend_down(" b ", dead_backend_url, frontend.url)
     out = capsys.readouterr().out
     assert f"🟥 Back-end unreachable at {dead_backend_url}." in out
-    assert "Streamlit /_stcore/health: 200" in out and "✅ Right:" in out
+    assert "Streamlit /_stcore/health: 200" in out and "✅ You predicted B, and B it is" in out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("prediction", "sentence"),
+    ("prediction", "verdict"),
     [
-        (None, "Set my_prediction to 'A', 'B' or 'C'"),
-        (Ellipsis, "Set my_prediction to 'A', 'B' or 'C'"),
-        ("D", "Set my_prediction to 'A', 'B' or 'C'"),
-        ("A", "Not this one: the page stays up and shows the red message above"),
-        ("C", "Not this one"),
+        ("A", "✅ You predicted A; the page shows B, the red message above, and keeps working: the UI catches"),
+        ("c", "✅ You predicted C; the page shows B, the red message above, and keeps working: the front-end has no"),
     ],
 )
-def test_a_wrong_or_missing_prediction_fails_with_its_sentence(
-    frontend: BackgroundService, dead_backend_url: str, prediction: object, sentence: str
+def test_a_wrong_prediction_passes_and_is_compared_with_the_page(
+    frontend: BackgroundService, dead_backend_url: str, prediction: str, verdict: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with pytest.raises(CheckpointFailed, match=sentence):
-        check.ui_when_backend_down(prediction, dead_backend_url, frontend.url)
+    """Any recorded guess passes (students must not guess until green): the page shown says what happened."""
+    check.ui_when_backend_down(prediction, dead_backend_url, frontend.url)
+    assert verdict in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("prediction", [None, Ellipsis, "D"])
+def test_no_recorded_prediction_fails_with_its_sentence(dead_backend_url: str, prediction: object) -> None:
+    with pytest.raises(CheckpointFailed, match="Write your prediction first: set my_prediction to 'A', 'B' or 'C'"):
+        check.ui_when_backend_down(prediction, dead_backend_url, f"http://127.0.0.1:{free_port()}")
 
 
 @pytest.mark.slow

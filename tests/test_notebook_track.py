@@ -19,7 +19,9 @@ from workshop.notebook_track import (
     CHECKPOINT_TAG,
     END,
     LANGUAGES,
+    core_version,
     exercise_count,
+    is_stretch,
     solution_notebooks,
     source,
     stale_student_files,
@@ -37,7 +39,10 @@ TRACK = [
     "07_beyond_one_vm",
     "08_bonus_train_your_own",
 ]
-OPENING = {"en": ("**Goal:**", "**Time:**", "**You should see:**"), "fr": ("**Objectif :**", "**Durée :**", "**Vous devriez voir :**")}
+OPENING = {"en": ("**Goal:**", "**Time:**", "**You should see:**"), "fr": ("**Objectif :**", "**Durée :**", "**Résultat attendu :**")}
+GOING_FURTHER = {"en": "## Going further", "fr": "## Pour aller plus loin"}
+#: At most this many exercises in a notebook's core; more go to its stretch sections.
+CORE_EXERCISES = 2
 CLOSING = {"en": ("remember", "docs/en/index.md", "Step"), "fr": ("retenir", "docs/fr/index.md", "Étape")}
 GUIDE = {"en": ("docs/en/index.md", "## Step"), "fr": ("docs/fr/index.md", "## Étape")}
 
@@ -124,6 +129,35 @@ def test_each_notebook_opens_with_its_goal_and_ends_with_what_to_remember(langua
         assert f"notebooks/{language}/{path.name}" in guide, f"the guide does not link to {path.name}"
         for anchor in re.findall(re.escape(guide_path) + r"#([\w-]+)", last):
             assert anchor in guide_anchors(guide), f"{path.name} links to #{anchor}, which the guide lacks"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_each_notebook_has_a_core_then_going_further_sections_then_what_to_remember(language: str) -> None:
+    """Core cells first, then stretch sections (each opening with its heading), then the core's clean-up, if any,
+    and the closing cell: a class skips one block of stretch cells, and finds the end of the core after it."""
+    for path in notebooks(language):
+        cells = load(path)["cells"]
+        stretch = [number for number, cell in enumerate(cells) if is_stretch(cell)]
+        assert stretch, f"{path.name}: no section tagged 'stretch' ({GOING_FURTHER[language]})"
+        assert stretch == list(range(stretch[0], stretch[-1] + 1)), f"{path.name}: the stretch cells must come together"
+        for number, cell in enumerate(cells[stretch[-1] + 1:], stretch[-1] + 1):
+            assert BEGIN not in source(cell), f"{path.name} cell {number}: an exercise after the stretch sections"
+        for number in stretch:
+            text = source(cells[number])
+            if cells[number]["cell_type"] == "markdown" and text.startswith("## "):
+                assert text.startswith(GOING_FURTHER[language]), f"{path.name} cell {number}: {text.splitlines()[0]}"
+        first = cells[stretch[0]]
+        assert first["cell_type"] == "markdown" and source(first).startswith(GOING_FURTHER[language]), (
+            f"{path.name}: the first stretch cell must be a heading '{GOING_FURTHER[language]}...'"
+        )
+        assert not is_stretch(cells[-1])
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_core_holds_at_most_two_exercises(language: str) -> None:
+    for path in notebooks(language):
+        core = exercise_count(core_version(load(path)))
+        assert 1 <= core <= CORE_EXERCISES, f"{path.name}: {core} exercises in the core"
 
 
 def guide_anchors(markdown: str) -> set[str]:

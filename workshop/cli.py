@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,8 +58,6 @@ def ui_command(host: str, port: int, xsrf_protection: bool = True) -> list[str]:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import os
-
     from workshop.settings import get_settings
 
     settings = get_settings()
@@ -73,6 +72,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from workshop.checkpoints import say
     from workshop.client import BackendError, WorkshopClient
 
     from workshop.settings import get_settings
@@ -91,10 +91,11 @@ def _predict(args: argparse.Namespace) -> int:
         if args.json:
             print(result.model_dump_json(indent=2))
         else:
-            print(
-                f"{image}: {len(result.detections)} detections by '{result.model}' "
-                f"in {result.time * 1000:.0f} ms ({result.image_width}x{result.image_height})"
-            )
+            size, milliseconds = f"{result.image_width}x{result.image_height}", f"{result.time * 1000:.0f}"
+            print(say(
+                f"{image}: {len(result.detections)} detections by '{result.model}' in {milliseconds} ms ({size})",
+                f"{image} : {len(result.detections)} détections par '{result.model}' en {milliseconds} ms ({size})",
+            ))
             for d in result.detections:
                 print(
                     f"  {d.class_name:<12} {d.confidence:5.2f}  "
@@ -109,7 +110,7 @@ def _predict(args: argparse.Namespace) -> int:
             if len(args.images) > 1:
                 out = out.with_name(f"{Path(image).stem}_{out.name}")
             draw_detections(Image.open(image), result.detections).save(out)
-            print(f"  annotated image: {out}")
+            print(say(f"  annotated image: {out}", f"  image annotée : {out}"))
     return status
 
 
@@ -220,8 +221,14 @@ def _positive_int(text: str) -> int:
 
 def _loadtest(args: argparse.Namespace) -> int:
     """Run Locust headless against one back-end, once per user count; write the figures and the plot."""
+    from workshop.checkpoints import say
     from workshop.loadtest import LoadTestError, check_url, run_loadtest
     from workshop.loadtest.runner import failure_hint, format_table
+    from workshop.lab import fast_mode
+
+    # 15 s a step gives steady figures; the notebooks' fast mode (CI) takes 3, so that the commands they show
+    # need no option a student would not type.
+    seconds = args.duration or (3 if fast_mode() else 15)
 
     try:
         url = check_url(args.url)
@@ -230,14 +237,15 @@ def _loadtest(args: argparse.Namespace) -> int:
         return 2
     try:
         report = run_loadtest(
-            url, args.steps or [args.users], args.duration, Path(args.output), spawn_rate=args.spawn_rate,
+            url, args.steps or [args.users], seconds, Path(args.output), spawn_rate=args.spawn_rate,
             api_key=args.api_key, progress=lambda line: print(line, flush=True),
         )
     except LoadTestError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(format_table(report.steps))
-    print(f"Figures written to {report.csv}, {report.json} and {report.plot}")
+    print(say(f"Figures written to {report.csv}, {report.json} and {report.plot}",
+              f"Chiffres écrits dans {report.csv}, {report.json} et {report.plot}"))
     hint = failure_hint(report.steps, url)
     if hint:
         print(hint, file=sys.stderr)
@@ -521,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--users", type=_positive_int, default=4, help="simulated users without --steps (default: %(default)s)",
     )
     loadtest.add_argument(
-        "--duration", type=_positive_int, default=15, help="seconds each step lasts (default: %(default)s)",
+        "--duration", type=_positive_int,
+        help="seconds each step lasts (default: 15; 3 in the notebooks' fast mode, WORKSHOP_NOTEBOOK_FAST=1)",
     )
     loadtest.add_argument("--steps", type=_user_counts, help="one run per user count, e.g. 1,2,4,8 (default: --users)")
     loadtest.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")

@@ -1,14 +1,16 @@
 """Drive Docker Compose from Python: build, up, wait for health, inspect, down.
 
-Notebook 04 and the container tests use this module, so what the student runs
-is exactly what CI checks. It works with Compose v2 (``docker compose``) and
-with Debian's v1 (``docker-compose``).
+The container tests and the notebooks' checkpoints use this module, so what the
+student runs is what CI checks. Compose v2 (``docker compose``, the CLI plugin) is
+the tool; where only Debian's v1 (``docker-compose``, end of life since 2023) is
+installed, this module falls back to it quietly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -27,12 +29,22 @@ def docker_available() -> bool:
 
 
 def compose_command() -> list[str]:
-    """``docker compose`` (v2) when installed, else ``docker-compose`` (v1); raise if neither is."""
+    """``docker compose`` (v2) when its plugin is installed, else ``docker-compose`` (v1); raise if neither is."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     raise RuntimeError("Docker Compose is not installed (neither 'docker compose' nor 'docker-compose').")
+
+
+def compose_project(folder: Path | None = None) -> str:
+    """The project a plain ``docker compose ...`` run in ``folder`` (the working directory) belongs to.
+
+    ``COMPOSE_PROJECT_NAME`` when set, else the folder's name as Compose normalises it: lower case, keeping
+    letters, digits, dashes and underscores (a codespace's checkout gives ``deploy-ml-workshop``).
+    """
+    name = os.environ.get("COMPOSE_PROJECT_NAME") or (folder or Path.cwd()).resolve().name
+    return re.sub(r"[^a-z0-9_-]", "", name.lower())
 
 
 class CommandFailed(RuntimeError):

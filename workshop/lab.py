@@ -81,11 +81,12 @@ def sample_image(model: str, seed: int = 0) -> Image.Image:
     return shapes_sample(seed=seed).image if model == BUNDLED_MODEL else photo("cat")
 
 
-def link(port: int, path: str = "", label: str = "Open") -> str:
-    """Print (and return) a link to a local port, as the student's browser reaches it (codespace or laptop)."""
-    url = public_url(port, path)
-    print(f"{label}: {url}")
-    return url
+def link(port: int, path: str = "", label: str = "Open") -> None:
+    """Print a link to a local port, as the student's browser reaches it (codespace or laptop).
+
+    Printed, not returned: a cell that ends with ``link(...)`` shows the link once.
+    """
+    print(f"{label}: {public_url(port, path)}")
 
 
 def time_calls(function: Callable[[], object], runs: int) -> list[float]:
@@ -99,11 +100,12 @@ def time_calls(function: Callable[[], object], runs: int) -> list[float]:
 
 
 def describe_timings(seconds: list[float]) -> str:
-    """``first call 812 ms, then median 41 ms (min 39, max 47) over 9 calls``."""
+    """``first call 812 ms, then median 41 ms (min 39, max 47) over 9 calls``, in the notebook's language."""
     first, rest = seconds[0], seconds[1:]
     if not rest:
-        return f"one call: {first * 1000:.0f} ms"
-    return (
-        f"first call {first * 1000:.0f} ms, then median {statistics.median(rest) * 1000:.0f} ms "
-        f"(min {min(rest) * 1000:.0f}, max {max(rest) * 1000:.0f}) over {len(rest)} calls"
+        return say(f"one call: {first * 1000:.0f} ms", f"un appel : {first * 1000:.0f} ms")
+    median, low, high = (round(value * 1000) for value in (statistics.median(rest), min(rest), max(rest)))
+    return say(
+        f"first call {first * 1000:.0f} ms, then median {median} ms (min {low}, max {high}) over {len(rest)} calls",
+        f"premier appel {first * 1000:.0f} ms, puis médiane {median} ms (min {low}, max {high}) sur {len(rest)} appels",
     )

@@ -32,8 +32,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def preferred_port(port: int, host: str = "127.0.0.1") -> int:
-    """``port`` when it is free (8000 and 8501 are forwarded in the codespace), else any free port."""
+    """``port`` when it is free (8000 and 8501 are forwarded in the codespace), else any free port.
+
+    Free as a server sees it: uvicorn and Docker bind with ``SO_REUSEADDR``, so the closed connections of a
+    server stopped a moment ago (``TIME_WAIT``) do not take its port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
             return port

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from workshop.checkpoints import deployment_passes, expect, fail, guarded, passed, say
-from workshop.containers import ComposeStack, compose_command, run
+from workshop.containers import ComposeStack, compose_command, compose_project, run
 
 #: Where the front-end's container reaches the back-end: its service name, its container port.
 BACKEND_URL = "http://backend:8000"
@@ -112,8 +112,8 @@ def _running_container(project: str, service: str) -> str:
     )
     expect(
         bool(found[0]),
-        f"No {service} container is running in the project {project}: run the cell with 'up -d --build' again.",
-        f"Aucun conteneur {service} ne tourne dans le projet {project} : relancez la cellule « up -d --build ».",
+        f"No {service} container is running in the project {project}: run the cell with 'up' again.",
+        f"Aucun conteneur {service} ne tourne dans le projet {project} : relancez la cellule « up ».",
     )
     return found[0]
 
@@ -124,41 +124,53 @@ def _answers_from(container: str, url: str) -> bool:
     return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
 
 
-def backend_url_prediction(prediction: object, project: str) -> None:
-    """Exercise: the URL the front-end's container uses for the back-end; tried for real from inside that container."""
+def backend_url_prediction(prediction: object, project: str | None = None) -> None:
+    """Exercise: the URL the front-end's container uses for the back-end, guessed, then tried from inside that container.
+
+    Any recorded guess passes: the sentence says whether it answered, and why. ``project``: the Compose project
+    (by default the one a plain ``docker compose`` here belongs to).
+    """
     expect(
         isinstance(prediction, str) and prediction.startswith("http"),
-        "Set my_url_prediction to the URL you expect, as a string such as 'http://...:8000'.",
-        "Donnez à my_url_prediction l'URL que vous attendez, une chaîne comme 'http://...:8000'.",
+        "Write your prediction first: set my_url_prediction to the URL you expect, a string such as 'http://...:8000'.",
+        "Écrivez d'abord votre prédiction : donnez à my_url_prediction l'URL que vous attendez, une chaîne comme "
+        "'http://...:8000'.",
     )
     assert isinstance(prediction, str)
+    project = project or compose_project()
     container = _running_container(project, "frontend")
     host = urlsplit(prediction).hostname or ""
     answered = _answers_from(container, prediction)
-    if host in {"localhost", "127.0.0.1"}:
-        fail(
-            f"{prediction} {'answers' if answered else 'does not answer'} from inside the front-end's container: "
-            "there, localhost is that container itself, and the back-end is not in it.",
-            f"{prediction} {'répond' if answered else 'ne répond pas'} depuis le conteneur du front-end : "
-            "là-dedans, localhost est ce conteneur lui-même, et le back-end n'y est pas.",
+    right = _answers_from(container, BACKEND_URL)
+    expect(
+        right,
+        f"{BACKEND_URL} does not answer from inside the front-end's container: is the stack healthy? Run the cell "
+        "with 'up' again.",
+        f"{BACKEND_URL} ne répond pas depuis le conteneur du front-end : la stack est-elle en bonne santé ? Relancez "
+        "la cellule « up ».",
+    )
+    if answered and host == "backend":
+        passed(
+            f"Well predicted: {prediction} answers from inside the front-end's container: on the compose network, a "
+            "service's name is a host name.",
+            f"Bien vu : {prediction} répond depuis le conteneur du front-end : sur le réseau Compose, le nom d'un "
+            "service est un nom d'hôte.",
         )
-    expect(
-        host == "backend",
-        f"{prediction} is not the back-end's name on the network: Compose registers each container under its service's "
-        "name; which name does docker-compose.yml give the back-end?",
-        f"{prediction} n'est pas le nom du back-end sur le réseau : Compose inscrit chaque conteneur sous le nom de son "
-        "service ; quel nom docker-compose.yml donne-t-il au back-end ?",
-    )
-    expect(
-        answered,
-        f"{prediction} does not answer from inside the front-end's container: use the port the back-end listens on in its "
-        "own container (the published port is for the host).",
-        f"{prediction} ne répond pas depuis le conteneur du front-end : prenez le port qu'écoute le back-end dans son "
-        "conteneur (le port publié sert à l'hôte).",
-    )
+        return
+    if host in {"localhost", "127.0.0.1"}:
+        why_en = "there, localhost is that container itself, and the back-end is not in it"
+        why_fr = "là-dedans, localhost est ce conteneur lui-même, et le back-end n'y est pas"
+    elif host == "backend":
+        why_en = "the port must be the one the back-end listens on in its own container (the published one is for the host)"
+        why_fr = "il faut le port qu'écoute le back-end dans son conteneur (le port publié sert à l'hôte)"
+    else:
+        why_en = "Compose registers each container under its service's name"
+        why_fr = "Compose inscrit chaque conteneur sous le nom de son service"
     passed(
-        f"{prediction} answers from inside the front-end's container: on the compose network, a service's name is a host name.",
-        f"{prediction} répond depuis le conteneur du front-end : sur le réseau Compose, le nom d'un service est un nom d'hôte.",
+        f"You predicted {prediction}, which {'answers' if answered else 'does not answer'} from inside the front-end's "
+        f"container; {BACKEND_URL} does: {why_en}.",
+        f"Vous aviez prévu {prediction}, qui {'répond' if answered else 'ne répond pas'} depuis le conteneur du "
+        f"front-end ; {BACKEND_URL} répond : {why_fr}.",
     )
 
 
@@ -167,15 +179,21 @@ def _images_present(image_tag: str) -> bool:
     return all(run(["docker", "image", "ls", "-q", f"{name}:{image_tag}"]).strip() for name in IMAGES)
 
 
-def down_prediction(prediction: object, project: str, image_tag: str = "latest") -> None:
-    """Exercise: what ``compose down`` leaves behind, compared with what the Docker engine still holds."""
+def down_prediction(prediction: object, project: str | None = None, image_tag: str = "latest") -> None:
+    """Exercise: what ``compose down`` leaves behind, guessed, then compared with what the Docker engine still holds.
+
+    Any recorded guess passes, with what remains and why in one sentence.
+    """
     expect(
         isinstance(prediction, Collection) and not isinstance(prediction, str)
         and all(word in LEFTOVER_KINDS for word in prediction),
-        "Set my_down_prediction to a set of what remains, taken from 'containers', 'network', 'images' (set() for nothing).",
-        "Donnez à my_down_prediction l'ensemble de ce qui reste, pris parmi 'containers', 'network', 'images' (set() pour rien).",
+        "Write your prediction first: set my_down_prediction to a set of what remains, taken from 'containers', "
+        "'network', 'images' (set() for nothing).",
+        "Écrivez d'abord votre prédiction : donnez à my_down_prediction l'ensemble de ce qui reste, pris parmi "
+        "'containers', 'network', 'images' (set() pour rien).",
     )
     assert isinstance(prediction, Collection)
+    project = project or compose_project()
     found: dict = {}
 
     def look() -> None:
@@ -190,14 +208,17 @@ def down_prediction(prediction: object, project: str, image_tag: str = "latest")
     )
     remains = {kind for kind, there in (("network", found["networks"]), ("images", found["images"])) if there}
     shown = ", ".join(sorted(remains)) or "nothing"
-    expect(
-        set(prediction) == remains,
-        f"What remains is: {shown}. down removes the containers and the network that up created; the images stay, so the "
-        "next up starts in seconds (down --rmi all removes them too).",
-        f"Ce qui reste : {shown.replace('nothing', 'rien')}. down supprime les conteneurs et le réseau créés par up ; les "
-        "images restent, et le prochain up démarre en quelques secondes (down --rmi all les supprime aussi).",
-    )
+    guessed = ", ".join(sorted(prediction)) or "nothing"
+    if set(prediction) == remains:
+        passed(
+            f"Well predicted: after down, what remains is: {shown}; nothing of the project runs any more.",
+            f"Bien vu : après down, ce qui reste : {shown.replace('nothing', 'rien')} ; plus rien du projet ne tourne.",
+        )
+        return
     passed(
-        f"Right: after down, what remains is: {shown}; nothing of the project runs any more.",
-        f"Exact : après down, ce qui reste : {shown.replace('nothing', 'rien')} ; plus rien du projet ne tourne.",
+        f"You predicted {guessed}; what remains is: {shown}. down removes the containers and the network that up "
+        "created; the images stay, so the next up starts in seconds (down --rmi all removes them too).",
+        f"Vous aviez prévu {guessed.replace('nothing', 'rien')} ; ce qui reste : {shown.replace('nothing', 'rien')}. "
+        "down supprime les conteneurs et le réseau créés par up ; les images restent, et le prochain up démarre en "
+        "quelques secondes (down --rmi all les supprime aussi).",
     )

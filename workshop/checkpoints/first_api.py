@@ -221,7 +221,11 @@ REASONS: dict[str, tuple[str, str]] = {
 
 
 def predicted_status_codes(prediction: object, observed: object) -> None:
-    """The student's predicted status codes (``{case: code}``) match what the server answered."""
+    """The student's predicted status codes (``{case: code}``) compared with what the server answered.
+
+    Any complete prediction passes: the guess was written before the requests were sent, and the sentence says,
+    for each wrong code, why the server answered what it did.
+    """
     expect(
         isinstance(observed, dict) and bool(observed),
         "No answers to compare with: run the cell that sends the bad requests first.",
@@ -230,17 +234,26 @@ def predicted_status_codes(prediction: object, observed: object) -> None:
     assert isinstance(observed, dict)
     cases = ", ".join(observed)
     expect(
-        isinstance(prediction, dict) and set(prediction) == set(observed),
-        f"Set my_prediction to a dict with one status code for each of {cases}, e.g. {{\"missing_image\": 400, ...}}.",
-        f"Donnez à my_prediction un dict avec un code de statut pour chacun de {cases}, p. ex. "
-        f"{{\"missing_image\": 400, ...}}.",
+        isinstance(prediction, dict) and set(prediction) == set(observed)
+        and all(isinstance(_as_code(code), int) for code in prediction.values()),
+        f"Write your prediction first: set my_prediction to a dict with one status code for each of {cases}, "
+        f"e.g. {{\"missing_image\": 400, ...}}.",
+        f"Écrivez d'abord votre prédiction : donnez à my_prediction un dict avec un code de statut pour chacun de "
+        f"{cases}, par exemple {{\"missing_image\": 400, ...}}.",
     )
     assert isinstance(prediction, dict)
+    wrong_en, wrong_fr = [], []
     for case, code in observed.items():
         if _as_code(prediction[case]) != code:
             en, fr = REASONS.get(case, ("read the server's detail", "lisez le détail donné par le serveur"))
-            fail(
-                f"For {case} you predicted {prediction[case]}, the server answered {code}: {en}.",
-                f"Pour {case}, vous aviez prédit {prediction[case]}, le serveur a répondu {code} : {fr}.",
-            )
-    passed(f"All {len(observed)} predictions right.", f"Les {len(observed)} prédictions sont justes.")
+            wrong_en.append(f"{case} got {code}, not {prediction[case]}: {en}")
+            wrong_fr.append(f"{case} a reçu {code}, pas {prediction[case]} : {fr}")
+    right = len(observed) - len(wrong_en)
+    if not wrong_en:
+        passed(f"All {len(observed)} predictions right.", f"Les {len(observed)} prédictions sont justes.")
+        return
+    passed(
+        f"{right} of {len(observed)} predictions right; " + "; ".join(wrong_en) + ".",
+        f"{right} prédiction{'s' if right > 1 else ''} juste{'s' if right > 1 else ''} sur {len(observed)} ; "
+        + " ; ".join(wrong_fr) + ".",
+    )

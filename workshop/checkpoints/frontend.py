@@ -1,11 +1,12 @@
 """Notebook 03, "The front-end": start the two servers as in two terminals, and check the exercises.
 
-The exercises rewrite two small pieces of the UI: the confidence filter behind the slider, and the
-drawing of the boxes. Their checkpoints compare with what the UI must do, on made-up detections whose
-answer is known (an exact list, pixels). The last exercise is a prediction (what does the page show
-once the back-end is stopped?) checked against the running front-end itself: its page is opened as a
-browser opens it, "Is alive?" pressed (:mod:`workshop.checkpoints.streamlit_page`), and what it shows is
-read, red messages and tracebacks.
+Two exercises rewrite small pieces of the UI, on the client's ``Detection`` objects: the count of
+detections per class behind the page's summary line, and the drawing of the boxes. Their checkpoints
+compare with what the UI must do, on made-up detections whose answer is known (a count, pixels). The
+third is a prediction (what does the page show once the back-end is stopped?), revealed by the running
+front-end itself: its page is opened as a browser opens it, "Is alive?" pressed
+(:mod:`workshop.checkpoints.streamlit_page`), and what it shows is read, red messages and tracebacks; any
+recorded guess passes, compared with what the page showed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import requests
 from PIL import Image, ImageChops
 
-from workshop.checkpoints import expect, fail, guarded, passed, say
+from workshop.checkpoints import CheckpointFailed, expect, fail, guarded, passed, say
 from workshop.schemas import Detection
 from workshop.checkpoints import servers
 from workshop.checkpoints.streamlit_page import PageRun, read_page
@@ -47,62 +48,76 @@ def start_in_background(
     return service
 
 
-# ------------------------------------------------------------------ exercise 1: the slider's filter
-def _made_up(confidences: Sequence[float]) -> list[Detection]:
-    """Detections with these confidences and distinct classes, so that a list says which ones were kept."""
+# ------------------------------------------------------------------ exercise 1: the count per class
+def _made_up(classes: Sequence[str]) -> list[Detection]:
+    """Detections of these classes, side by side, with distinct confidences."""
     return [
         Detection(
-            x_min=20 + 60 * index, y_min=20, x_max=60 + 60 * index, y_max=70, class_name=f"object-{index}",
-            confidence=confidence,
+            x_min=20 + 60 * index, y_min=20, x_max=60 + 60 * index, y_max=70, class_name=name,
+            confidence=round(0.9 - 0.1 * index, 2),
         )
-        for index, confidence in enumerate(confidences)
+        for index, name in enumerate(classes)
     ]
 
 
-def _names(detections: object) -> list[str]:
-    return [d.class_name for d in detections]  # type: ignore[attr-defined]
-
-
-def confidence_filter(keep_confident: Callable[[list[Detection], float], list[Detection]] | None) -> None:
-    """Exercise 1: ``keep_confident(detections, threshold)`` keeps what the slider keeps, at or above, in order."""
+def class_counts(count_by_class: Callable[[list[Detection]], Mapping[str, int]] | None) -> None:
+    """Exercise 1: ``count_by_class(detections)`` gives how many detections of each class, as the page's summary says."""
     expect(
-        callable(keep_confident),
-        "keep_confident is not defined: run the exercise's cell.",
-        "keep_confident n'est pas définie : exécutez la cellule de l'exercice.",
+        callable(count_by_class),
+        "count_by_class is not defined: run the exercise's cell.",
+        "count_by_class n'est pas définie : exécutez la cellule de l'exercice.",
     )
-    detections = _made_up([0.05, 0.2, 0.25, 0.6, 0.95])
+    cases = [
+        ["square", "circle", "square", "triangle", "square"],
+        ["cat"],
+        [],
+    ]
 
     def check() -> None:
-        for threshold in (0.0, 0.25, 0.6, 1.0):
-            kept = keep_confident(list(detections), threshold)  # type: ignore[misc]
+        for classes in cases:
+            got = count_by_class(_made_up(classes))  # type: ignore[misc]
             expect(
-                kept is not None,
-                "keep_confident returns nothing: return the list of the detections you keep.",
-                "keep_confident ne renvoie rien : renvoyez la liste des détections gardées.",
+                isinstance(got, Mapping),
+                f"count_by_class returned {type(got).__name__}: return a dict, class name -> number of detections.",
+                f"count_by_class a renvoyé un {type(got).__name__} : renvoyez un dict, nom de classe -> nombre de "
+                "détections.",
             )
-            wanted = [d for d in detections if d.confidence >= threshold]
-            got = _names(kept)
-            if threshold == 0.25 and got == _names(wanted[1:]):
-                fail(
-                    "A detection of confidence exactly 0.25 must stay at threshold 0.25: compare with >=, not >.",
-                    "Une détection de confiance 0,25 doit rester au seuil 0,25 : comparez avec >=, pas >.",
-                )
+            wanted = {name: classes.count(name) for name in classes}
             expect(
-                got == _names(wanted),
-                f"At threshold {threshold}, keep_confident keeps {got} instead of {_names(wanted)}: keep each "
-                "detection whose confidence is at or above the threshold, in the order received.",
-                f"Au seuil {threshold}, keep_confident garde {got} au lieu de {_names(wanted)} : gardez chaque "
-                "détection dont la confiance atteint le seuil, dans l'ordre reçu.",
+                dict(got) == wanted,  # type: ignore[arg-type]
+                f"For {classes or 'no detection'}, count_by_class gives {dict(got)} instead of {wanted}: count each "  # type: ignore[arg-type]
+                "detection under its d.class_name (and an empty dict when there is none).",
+                f"Pour {classes or 'aucune détection'}, count_by_class donne {dict(got)} au lieu de {wanted} : "  # type: ignore[arg-type]
+                "comptez chaque détection sous son d.class_name (et un dict vide quand il n'y en a aucune).",
             )
 
-    guarded(check, "keep_confident failed on a list of detections", "keep_confident a échoué sur une liste de détections")
+    try:
+        check()
+    except TypeError as error:
+        if "subscriptable" not in str(error):
+            raise CheckpointFailed(
+                f"count_by_class failed on a list of detections (TypeError: {error})",
+                f"count_by_class a échoué sur une liste de détections (TypeError : {error})",
+            ) from None
+        fail(
+            "Each detection is an object, not a dict: read its class with d.class_name, not d['class_name'].",
+            "Chaque détection est un objet, pas un dict : lisez sa classe avec d.class_name, pas d['class_name'].",
+        )
+    except CheckpointFailed:
+        raise
+    except Exception as error:  # a checkpoint must never crash on a half-done exercise
+        fail(
+            f"count_by_class failed on a list of detections ({type(error).__name__}: {error})",
+            f"count_by_class a échoué sur une liste de détections ({type(error).__name__} : {error})",
+        )
     passed(
-        "keep_confident keeps what the slider keeps: moving it needs no new request to the back-end.",
-        "keep_confident garde ce que garde le curseur : le bouger ne demande rien de plus au back-end.",
+        "count_by_class counts the detections of each class: the page's summary line, from the same objects.",
+        "count_by_class compte les détections de chaque classe : la ligne de résumé de la page, à partir des mêmes "
+        "objets.",
     )
 
 
-# ------------------------------------------------------------------ exercise 2: drawing the boxes
+# ------------------------------------------------------------------ exercise 3 (going further): drawing the boxes
 def _changed(before: Image.Image, after: Image.Image, box: tuple[int, int, int, int]) -> float:
     """The share of pixels that differ between the two pictures inside ``box`` (left, top, right, bottom)."""
     histogram = ImageChops.difference(before.crop(box), after.crop(box)).convert("L").histogram()
@@ -117,7 +132,7 @@ def _edges_drawn(before: Image.Image, after: Image.Image, d: Detection) -> bool:
 
 
 def boxes_drawn(draw_boxes: Callable[[Image.Image, list[Detection]], Image.Image] | None) -> None:
-    """Exercise 2: ``draw_boxes(image, detections)`` returns a copy with an outline around each box.
+    """Exercise 3: ``draw_boxes(image, detections)`` returns a copy with an outline around each box.
 
     Checked on a plain grey picture with two boxes far apart: each box's four sides are drawn, the middle
     of each box is left visible (an outline, not a filled box), most of the rest is untouched (a label is
@@ -182,7 +197,7 @@ def boxes_drawn(draw_boxes: Callable[[Image.Image, list[Detection]], Image.Image
     )
 
 
-# ------------------------------------------------------------------ exercise 3: the back-end stopped
+# ------------------------------------------------------------------ exercise 2: the back-end stopped
 def _running_page(frontend_url: str) -> PageRun:
     """The running front-end's page after a press on "Is alive?", as a browser gets it; one sentence when it cannot
     be read."""
@@ -209,11 +224,12 @@ def _running_page(frontend_url: str) -> PageRun:
 
 
 def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str) -> None:
-    """Exercise 3: the prediction against what the real page shows once the back-end is stopped."""
+    """Exercise 2: the guess, then what the real page shows once the back-end is stopped, compared in one sentence."""
     expect(
         isinstance(prediction, str) and prediction.strip().upper() in CHOICES,
-        "Set my_prediction to 'A', 'B' or 'C' in the cell above, then run it.",
-        "Donnez à my_prediction la valeur 'A', 'B' ou 'C' dans la cellule ci-dessus, puis exécutez-la.",
+        "Write your prediction first: set my_prediction to 'A', 'B' or 'C' in the cell above, then run it.",
+        "Écrivez d'abord votre prédiction : donnez à my_prediction la valeur 'A', 'B' ou 'C' dans la cellule "
+        "ci-dessus, puis exécutez-la.",
     )
     try:
         requests.get(f"{backend_url}/health", timeout=5)
@@ -234,7 +250,7 @@ def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str
         frontend_up = requests.get(f"{frontend_url}/_stcore/health", timeout=5).status_code == 200
     except requests.RequestException:
         frontend_up = False
-    print("Streamlit /_stcore/health:", "200" if frontend_up else "no answer")
+    print("Streamlit /_stcore/health:", "200" if frontend_up else say("no answer", "pas de réponse"))
     expect(
         not page.exceptions,
         f"The page shows a Python traceback ({page.exceptions[0] if page.exceptions else ''}) instead of a message: "
@@ -252,14 +268,20 @@ def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str
         f"La page n'affiche pas le message « Back-end unreachable » ({'; '.join(errors) or 'aucun message rouge'}) : "
         f"{frontend_url} est-il bien le front-end démarré avec WORKSHOP_BACKEND_URL={backend_url} ?",
     )
-    expect(
-        prediction.strip().upper() == RIGHT_CHOICE,  # type: ignore[union-attr]
-        "Not this one: the page stays up and shows the red message above (B), since the UI catches the failed "
-        "request; set my_prediction = 'B' and run both cells again.",
-        "Pas celle-ci : la page reste debout et affiche le message rouge ci-dessus (B), car l'UI rattrape la "
-        "requête ratée ; mettez my_prediction = 'B' et relancez les deux cellules.",
-    )
+    guess = prediction.strip().upper()  # type: ignore[union-attr]
+    if guess == RIGHT_CHOICE:
+        passed(
+            "You predicted B, and B it is: the UI catches the failed request and says what to do; the model lives "
+            "in the back-end only.",
+            "Vous aviez prévu B, et c'est bien B : l'interface rattrape la requête en échec et dit quoi faire ; le "
+            "modèle ne vit que dans le back-end.",
+        )
+        return
+    why_en = {"A": "the UI catches the failed request, so no traceback", "C": "the front-end has no model of its own"}
+    why_fr = {"A": "l'interface rattrape la requête en échec, donc pas de trace d'erreur",
+              "C": "le front-end n'a pas de modèle à lui"}
     passed(
-        "Right: the UI catches the failed request and says what to do; the model lives in the back-end only.",
-        "Exact : l'UI rattrape la requête ratée et dit quoi faire ; le modèle ne vit que dans le back-end.",
+        f"You predicted {guess}; the page shows B, the red message above, and keeps working: {why_en[guess]}.",
+        f"Vous aviez prévu {guess} ; la page affiche B, le message rouge ci-dessus, et continue de fonctionner : "
+        f"{why_fr[guess]}.",
     )

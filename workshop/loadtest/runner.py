@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from workshop.checkpoints import say
+
 #: The scenario Locust runs: one simulated user's requests.
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -219,7 +221,8 @@ def run_loadtest(
     results = []
     for users in steps:
         if progress:
-            progress(f"{users} user{'s' if users > 1 else ''} for {seconds} s...")
+            plural = "s" if users > 1 else ""
+            progress(say(f"{users} user{plural} for {seconds} s...", f"{users} utilisateur{plural} pendant {seconds} s..."))
         results.append(run_step(url, users, seconds, output / "locust", spawn_rate, api_key))
     report = LoadTestReport(
         url=url, steps=results, csv=output / "loadtest.csv", json=output / "loadtest.json", plot=output / "loadtest.png"
@@ -247,8 +250,9 @@ def write_csv(steps: Sequence[StepResult], path: Path) -> Path:
 
 
 def format_table(steps: Sequence[StepResult]) -> str:
-    """The figures as a text table, one line per step, then the failure messages if any."""
-    lines = [f"{'users':>5} {'requests':>9} {'failures':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}"]
+    """The figures as a text table, one line per step, then the failure messages if any (in the notebook's language)."""
+    users, requests, failures = say("users", "util."), say("requests", "requêtes"), say("failures", "échecs")
+    lines = [f"{users:>5} {requests:>9} {failures:>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {say('req/s', 'req./s'):>8}"]
     for step in steps:
         cells = [_cell(value) for value in (step.p50_ms, step.p95_ms, step.p99_ms)]
         lines.append(
@@ -260,7 +264,7 @@ def format_table(steps: Sequence[StepResult]) -> str:
         for message, count in step.errors.items():
             errors[message] = errors.get(message, 0) + count
     for message, count in sorted(errors.items(), key=lambda item: -item[1]):
-        lines.append(f"failed {count}x: {message}")
+        lines.append(say(f"failed {count}x: {message}", f"échec {count} fois : {message}"))
     return "\n".join(lines)
 
 
@@ -272,12 +276,15 @@ def failure_hint(steps: Sequence[StepResult], url: str) -> str | None:
     messages = " ".join(message for step in steps for message in step.errors)
     total = sum(step.requests for step in steps)
     if "401" in messages:
-        advice = "the server wants an API key: pass --api-key KEY (or set WORKSHOP_API_KEY)."
+        advice = say("the server wants an API key: pass --api-key KEY (or set WORKSHOP_API_KEY).",
+                     "le serveur demande une clé d'API : passez --api-key CLÉ (ou définissez WORKSHOP_API_KEY).")
     elif "Connection" in messages:
-        advice = f"nothing answered at {url}: is the back-end running, and is the address right?"
+        advice = say(f"nothing answered at {url}: is the back-end running, and is the address right?",
+                     f"rien n'a répondu à {url} : le back-end tourne-t-il, et l'adresse est-elle juste ?")
     else:
-        advice = "their messages are above, and in loadtest.json route by route."
-    return f"{failed} of {total} requests failed; {advice}"
+        advice = say("their messages are above, and in loadtest.json route by route.",
+                     "leurs messages sont au-dessus, et dans loadtest.json route par route.")
+    return say(f"{failed} of {total} requests failed; {advice}", f"{failed} requêtes sur {total} ont échoué ; {advice}")
 
 
 def _cell(value: float | None) -> str:
