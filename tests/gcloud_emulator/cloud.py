@@ -135,6 +135,44 @@ class Cloud:
         self.unserved: list[str] = []
         self._register()
 
+    # ------------------------------------------------------------------ seeding (what a test starts from)
+    def seed_repository(self, project: str, location: str, name: str) -> str:
+        """A Docker repository, as ``gcloud artifacts repositories create`` leaves it."""
+        key = f"projects/{project}/locations/{location}/repositories/{name}"
+        self.repositories[key] = {"name": key, "format": "DOCKER", "mode": "STANDARD_REPOSITORY",
+                                  "labels": {"app": "deploy-ml-workshop"}}
+        self.repository_policies[key] = Policy()
+        return key
+
+    def seed_instance(self, project: str, zone: str, name: str, metadata: dict[str, str] | None = None) -> None:
+        """A running VM and its boot disk, as ``gcloud compute instances create`` leaves them."""
+        base = f"http://compute.googleapis.com/compute/v1/projects/{project}/zones/{zone}"
+        self.instances[f"{project}/{zone}/{name}"] = {
+            "kind": "compute#instance", "name": name, "status": "RUNNING", "zone": base,
+            "machineType": f"{base}/machineTypes/e2-medium", "selfLink": f"{base}/instances/{name}",
+            "disks": [{"boot": True, "autoDelete": True, "source": f"{base}/disks/{name}"}],
+            "networkInterfaces": [{"accessConfigs": [{"type": "ONE_TO_ONE_NAT", "natIP": self.external_ip}]}],
+            "metadata": {"fingerprint": _etag(1), "items": [{"key": k, "value": v} for k, v in (metadata or {}).items()]},
+        }
+        self.disks[f"{project}/{zone}/{name}"] = {"kind": "compute#disk", "name": name, "sizeGb": "20", "zone": base,
+                                                  "selfLink": f"{base}/disks/{name}"}
+
+    def seed_firewall(self, project: str, name: str, source_ranges: list[str]) -> None:
+        """A firewall rule for port 8000, as ``gcloud compute firewall-rules create`` leaves it."""
+        self.firewalls[f"{project}/{name}"] = {
+            "kind": "compute#firewall", "name": name, "direction": "INGRESS", "sourceRanges": source_ranges,
+            "allowed": [{"IPProtocol": "tcp", "ports": ["8000"]}], "priority": 1000,
+            "selfLink": f"http://compute.googleapis.com/compute/v1/projects/{project}/global/firewalls/{name}"}
+
+    def seed_run_service(self, project: str, region: str, name: str, image: str) -> None:
+        """A Cloud Run service serving ``image``, as ``gcloud run deploy`` leaves it."""
+        found = self.find_project(project)
+        body = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": name, "labels": {}},
+                "spec": {"template": {"spec": {"containers": [{"image": image}]}}}}
+        request = Request("POST", f"{region}-run.googleapis.com", "", {}, body)
+        self.run_services[self._run_key(found, region, name)] = self._serve(found, request, body, 1)
+        self.run_policies[self._run_key(found, region, name)] = Policy()
+
     # ------------------------------------------------------------------ helpers
     @property
     def project(self) -> Project:
