@@ -437,7 +437,11 @@ def run_body(script: str, out=None) -> int:
         process.wait()
         raise
     if code != 0:
-        advice = hint("".join(lines))
+        if any(line.startswith("✗") for line in lines):  # workshop gcp preflight: each line says what to do
+            advice = say("Fix the lines marked ✗ above, then run this cell again.",
+                         "Réglez les lignes marquées ✗ ci-dessus, puis relancez cette cellule.")
+        else:
+            advice = hint("".join(lines))
         raise StepFailedInCell(say(f"This step failed (exit code {code}). {advice}",
                                    f"Cette étape a échoué (code de sortie {code}). {advice}"))
     return code
