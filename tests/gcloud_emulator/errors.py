@@ -71,8 +71,7 @@ def billing_disabled(project_number: str, services: list[str]) -> ApiError:
             "type": "googleapis.com/billing-enabled", "subject": f"?error_code=390001&project={project_number}"
             f"&services={names}", "description": f"Billing account for project '{project_number}' is not found. "
             f"Billing must be enabled for activation of service(s) '{names}' to proceed."}]},
-                 error_info("UREQ_PROJECT_BILLING_NOT_FOUND", "serviceusage.googleapis.com",
-                            services=names, reason="UREQ_PROJECT_BILLING_NOT_FOUND")],
+                 error_info("UREQ_PROJECT_BILLING_NOT_FOUND", "serviceusage.googleapis.com", services=names)],
     )
 
 

@@ -13,6 +13,7 @@ Every gcloud answer is read from its standard output alone: gcloud writes its wa
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class Finding:
         return self.status in ("ok", "warn")
 
     def line(self) -> str:
-        text = f"{MARKS[self.status]} {self.name}: {self.detail}"
+        text = f"{MARKS[self.status]} {self.name}{say(': ', ' : ')}{self.detail}"
         return f"{text} {self.advice}".rstrip() if self.advice else text
 
 
@@ -61,10 +62,13 @@ def _gcloud(*args: str) -> tuple[int, str, str]:
 
 
 def _error(stderr: str) -> str:
-    """gcloud's error line (ERROR: (gcloud.x) ...), without the credential note some setups add to it."""
+    """The first sentence of gcloud's error, without its prefixes: "Compute Engine API has not been used in ..."."""
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    text = next((line for line in lines if line.startswith("ERROR:")), lines[-1] if lines else "")
-    return text.split(" This command is authenticated with", 1)[0]
+    text = next((line for line in lines if line.startswith("ERROR:")), lines[-1] if lines else "no answer")
+    text = re.sub(r"^ERROR: \(gcloud[\w.-]*\) ", "", text)
+    text = re.sub(r"^.*\(or it may not exist\): ", "", text)
+    text = re.sub(r"^[A-Z_]+: ", "", text)
+    return text.split(". ", 1)[0].rstrip(".")
 
 
 def logged_in() -> Finding:
@@ -318,10 +322,13 @@ def run(project: str | None, apis_needed: Iterable[str], students: int | None = 
 def report(findings: list[Finding], students: int | None) -> str:
     """The lines, then one sentence: ready or not."""
     lines = [finding.line() for finding in findings]
-    blocking = [finding for finding in findings if not finding.ok]
-    if blocking:
-        lines.append(say(f"Not ready: {len(blocking)} check(s) above to fix first.",
-                         f"Pas prêt : {len(blocking)} vérification(s) ci-dessus à régler d'abord."))
+    failed = sum(finding.status == "fail" for finding in findings)
+    unchecked = sum(finding.status == "skip" for finding in findings)
+    if failed or unchecked:
+        later = say(f" ({unchecked} could not be checked yet)", f" ({unchecked} pas encore vérifiables)") \
+            if unchecked else ""
+        lines.append(say(f"Not ready: {failed} check(s) above to fix, then run this again{later}.",
+                         f"Pas prêt : {failed} point(s) ci-dessus à régler, puis relancez{later}."))
     elif students:
         lines.append(say(f"Ready for a class of {students}.", f"Prêt pour une classe de {students}."))
     else:

@@ -52,6 +52,12 @@ from workshop.deploy.gcp import (
 # so the specific causes come before the general ones (an organisation policy is also a refusal). Each needle
 # is a piece of what the real gcloud prints for Google's answer (tests/test_gcloud_faults_real_cli.py).
 HINTS: tuple[tuple[str, tuple[str, str]], ...] = (
+    ("iam.allowedpolicymemberdomains", (
+        "An organisation policy (constraints/iam.allowedPolicyMemberDomains) lets IAM grant roles only to accounts of "
+        "your organisation: use such an account (the teacher's too), or ask the administrator for an exception.",
+        "Une règle d'administration (constraints/iam.allowedPolicyMemberDomains) ne laisse IAM donner de rôle qu'aux "
+        "comptes de votre organisation : prenez un tel compte (celui de l'enseignant aussi), ou demandez une "
+        "exception à l'administrateur.")),
     ("constraints/", (
         "An organisation policy ({constraint}) forbids this in your project: ask your organisation's administrator "
         "for an exception on this project, or use a project outside the organisation.",
