@@ -264,8 +264,19 @@ def _check(args: argparse.Namespace) -> int:
 
     from workshop.check import (
         DEFAULT_LATENCY_BUDGET_SECONDS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_WORKERS, RosterError, check_deployment,
-        check_roster, format_report, format_roster, marks_for, parallel_checks, read_roster, write_roster_csv,
+        check_roster, format_report, format_roster, identity_token, is_cloud_run, marks_for, parallel_checks,
+        read_roster, write_roster_csv,
     )
+
+    def google_identity(urls: list[str]) -> str | None:
+        # Cloud Run services check the caller's Google identity first: the grader's, from gcloud.
+        if not any(is_cloud_run(url) for url in urls):
+            return None
+        token = identity_token()
+        print("Cloud Run URLs: sending the identity token of gcloud's account (gcloud auth print-identity-token)."
+              if token else "Cloud Run URLs, but gcloud gives no identity token: log in (gcloud auth login) as an "
+              "account the students let in.", file=sys.stderr, flush=True)
+        return token
 
     if (args.url is None) == (args.roster is None):
         print("error: give one back-end URL, or --roster FILE.csv for a class", file=sys.stderr)
@@ -281,7 +292,8 @@ def _check(args: argparse.Namespace) -> int:
         # A server's text may hold what this terminal cannot print: a "?" instead, never a crash.
         sys.stdout.reconfigure(errors="replace")
     if args.url is not None:
-        report = check_deployment(args.url, args.api_key, timeout=timeout, latency_budget=budget)
+        report = check_deployment(args.url, args.api_key, timeout=timeout, latency_budget=budget,
+                                  identity_token=google_identity([args.url]))
         print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report, marks))
         return 0 if report.passed else 1
 
@@ -295,6 +307,7 @@ def _check(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     results = check_roster(
         entries, workers=workers, timeout=timeout, latency_budget=budget,
+        identity_token=google_identity([entry.url for entry in entries]),
         on_result=lambda result: print(
             f"  {result.entry.name}: {result.report.score}", file=sys.stderr, flush=True
         ),

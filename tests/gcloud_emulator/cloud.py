@@ -883,12 +883,19 @@ class Cloud:
         self._domains_allowed(found, request.body["policy"])
         return Answer(200, policy.replace(request.body["policy"]))
 
-    def invokers(self, url: str) -> list[str]:
-        """Who may call the Cloud Run service at ``url`` (roles/run.invoker)."""
+    def run_app(self, host: str, authorization: str) -> str | Answer | None:
+        """Google's front door of the Cloud Run service at ``host``: the local URL that plays its container when the
+        caller's identity token names a member of roles/run.invoker; a 403 otherwise; None for no service there."""
+        url = f"https://{host}"
         for key, body in self.run_services.items():
             if body["status"]["url"] == url:
-                return self.run_policies[key].members("roles/run.invoker")
-        return []
+                members = self.run_policies[key].members("roles/run.invoker")
+                email = token_email(authorization.removeprefix("Bearer ").strip()) if authorization else None
+                if "allUsers" in members or (email and f"user:{email}" in members):
+                    return self.run_backends.get(url) or Answer(503, {"error": "no container plays this service"})
+                return Answer(403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
+                                              "Your client does not have permission to get URL from this server."}})
+        return None
 
     # ------------------------------------------------------------------ OAuth
     def token(self, request: Request) -> Answer:

@@ -84,7 +84,7 @@ class Emulator:
 
     def __init__(self, *projects: Project) -> None:
         self.cloud = Cloud(*projects)
-        self.proxy = Proxy(self.cloud.route, self._admin, lambda host: bool(HOSTS.fullmatch(host)))
+        self.proxy = Proxy(self.cloud.route, self._admin, lambda host: bool(HOSTS.fullmatch(host)), self.cloud.run_app)
 
     def __enter__(self) -> Emulator:
         self.proxy.start()

@@ -8,10 +8,15 @@ hosts the emulator serves are answered by :class:`gcloud_emulator.cloud.Cloud`; 
 
 Requests that carry no host (``POST /_emulator/...``) are the emulator's own door, for what cannot go through
 gcloud here: the stand-in ``docker push`` registers an image by this door.
+
+Requests for a Cloud Run service's host (``SERVICE-NUMBER.REGION.run.app``, over plain HTTP here) are Google's
+front door: the emulator checks the caller's identity token against the service's ``roles/run.invoker`` members,
+then passes the request, as it came, to the local back-end that plays the service's container.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Callable
@@ -69,6 +74,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         host = parts.hostname or ""
+        if host.endswith(".run.app"):
+            self._cloud_run(host, parts.path + (f"?{parts.query}" if parts.query else ""), raw)
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -77,6 +85,29 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._answer(self.server.dispatch(request))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+    def _cloud_run(self, host: str, path: str, raw: bytes) -> None:
+        target = self.server.run_app(host, self.headers.get("Authorization", ""))
+        if target is None:
+            self.server.refused.append(f"{self.command} {host}{path}")
+        if not isinstance(target, str):
+            self._answer(target or Answer(404, {"error": f"no Cloud Run service at {host}"}))
+            return
+        upstream = urlsplit(target)
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+        skipped = {"host", "authorization", "proxy-connection", "connection"}
+        headers = {key: value for key, value in self.headers.items() if key.lower() not in skipped}
+        connection.request(self.command, path, body=raw or None, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        connection.close()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_CONNECT(self) -> None:  # noqa: N802 - the HTTP method's name
         # An HTTPS tunnel: to a host the overrides do not cover. Refused: nothing leaves the machine.
@@ -89,19 +120,22 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
     dispatch: Callable[[Request], Answer]
+    run_app: Callable[[str, str], str | Answer | None]
     refused: list[str]
 
 
 class Proxy:
     """The proxy on 127.0.0.1: ``hosts`` maps an API host to its handler; every request is logged in order."""
 
-    def __init__(self, route: Handler, admin: Handler, serves: Callable[[str], bool]) -> None:
+    def __init__(self, route: Handler, admin: Handler, serves: Callable[[str], bool],
+                 run_app: Callable[[str, str], str | Answer | None]) -> None:
         self.log: list[Request] = []
         self.refused: list[str] = []
         self._lock = threading.Lock()
         self._route, self._admin, self._serves = route, admin, serves
         self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
         self._server.dispatch = self._dispatch
+        self._server.run_app = run_app
         self._server.refused = self.refused
         self._thread = threading.Thread(target=self._server.serve_forever, name="gcloud-emulator", daemon=True)
 
