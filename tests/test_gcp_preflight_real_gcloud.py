@@ -13,6 +13,14 @@ from gcloud_emulator.cloud import Policy
 from gcloud_emulator.fixtures import LAB_APIS
 
 PROJECT = "my-workshop-project"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def teacher_notes_sample(language: str) -> str:
+    """The preflight's output the teacher notes show (the ```text block after the command)."""
+    notes = DOCS / language / ("teacher-notes.md" if language == "en" else "notes-enseignant.md")
+    text = notes.read_text(encoding="utf-8").split("workshop gcp preflight --project", 1)[1]
+    return text.split("```text\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.fixture
@@ -76,6 +84,10 @@ def test_the_teachers_preflight_for_a_class_of_30_passes_in_a_ready_project(tmp_
     assert "✓ your role: roles/owner: you may grant each student roles/editor" in lines
     assert lines[-1] == "Ready for a class of 30."
     golden.compare("preflight-class-ready", emulator.log, emulator.cloud)
+    assert result.stdout == teacher_notes_sample("en")  # the teacher notes show what the command prints
+    world = GcloudWorld(tmp_path / "world", emulator, account="teacher@example.com", project=PROJECT)
+    french = world.workshop("gcp", "preflight", "--students", "30", cwd=tmp_path, extra={"WORKSHOP_LANG": "fr"})
+    assert french.returncode == 0 and french.stdout == teacher_notes_sample("fr")
 
 
 def test_the_teachers_preflight_names_each_thing_to_ask_the_administrator(tmp_path: Path, emulator_for) -> None:
