@@ -33,12 +33,17 @@ PROJECT = "my-workshop-project"
 FINGERPRINT = "1cfce0d833ff"
 EXPECTED_PLAN = """\
 # Student 'ada': your Cloud Run service is workshop-backend-ada, your image backend-ada.
-# Cost guard: at most 3 instances (--max-instances), none when idle (--min-instances 0: nothing billed then; the first request after a pause waits for a cold start).
-# Scaling: Cloud Run adds instances when, over about a minute, the running ones use more than 60 % of their CPU or near 32 requests at once each (--concurrency, the server's own queue: WORKSHOP_MAX_PENDING_PREDICTIONS); it never sends one instance more.
+# Cost guard: at most 3 instances (--max-instances), none when idle (--min-instances 0: nothing billed then; \
+the first request after a pause waits for a cold start).
+# Scaling: Cloud Run adds instances when, over about a minute, the running ones use more than 60 % of their CPU \
+or near 32 requests at once each (--concurrency, the server's own queue: WORKSHOP_MAX_PENDING_PREDICTIONS); it \
+never sends one instance more.
 # API key: in {WORK}/api-key (read it with: cat {WORK}/api-key)
-# Before: gcloud auth login --no-launch-browser, then gcloud config set project my-workshop-project (workshop gcp preflight checks both).
+# Before: gcloud auth login --no-launch-browser, then gcloud config set project my-workshop-project (workshop \
+gcp preflight checks both).
 # Dry run: the 9 commands below are what --execute runs.
-# Pasted into a terminal (bash), from any directory, they deploy into a project where none of it exists yet; --execute first checks each step, so it can run again (already there, a new image, a changed IP).
+# Pasted into a terminal (bash), from any directory, they deploy into a project where none of it exists yet; \
+--execute first checks each step, so it can run again (already there, a new image, a changed IP).
 # 1/9 Enable the APIs
 gcloud services enable artifactregistry.googleapis.com run.googleapis.com \\
     --project=my-workshop-project
@@ -56,7 +61,8 @@ docker tag deploy-ml-workshop/backend:lean europe-west1-docker.pkg.dev/my-worksh
 # 5/9 Push the back-end image
 docker push europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:lean
 # 6/9 Read the pushed image's digest
-IMAGE_DIGEST=$(gcloud artifacts docker images describe europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:lean \\
+IMAGE_DIGEST=$(gcloud artifacts docker images describe \
+europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:lean \\
     --format='value(image_summary.digest)')
 # 7/9 Read the API key (kept out of the printed plan)
 API_KEY=$(cat {WORK}/api-key)
@@ -81,7 +87,8 @@ SERVICE_URL=$(gcloud run services describe workshop-backend-ada \\
     --project=my-workshop-project \\
     --format='value(status.url)')
 # The service has no public door: Google checks each caller's identity (IAM) before a request reaches it.
-# Reach it through gcloud, which signs your requests (leave it running): gcloud run services proxy workshop-backend-ada --region=europe-west1 --project=my-workshop-project --port=8080
+# Reach it through gcloud, which signs your requests (leave it running): gcloud run services proxy \
+workshop-backend-ada --region=europe-west1 --project=my-workshop-project --port=8080
 # then, in another terminal: curl http://localhost:8080/health
 # and with the key: curl -H "X-API-Key: $(cat {WORK}/api-key)" http://localhost:8080/models
 # Point the front-end at it: WORKSHOP_API_KEY=$(cat {WORK}/api-key) workshop ui --backend-url http://localhost:8080

@@ -12,7 +12,6 @@ import json
 import re
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from gcloud_emulator import GcloudWorld
 from workshop.containers import REPO_ROOT
 from workshop.deploy.gcp import (
     DeployConfig,
-    Step,
     check_api_key,
     command_text,
     deploy_steps,
@@ -44,9 +42,11 @@ EXPECTED_PLAN = """\
 # Student 'ada': your VM is workshop-backend-ada, your firewall rule workshop-allow-8000-ada, your image backend-ada.
 # Cost guard: the VM deletes itself 4h after it starts (--max-run-duration); deploy again for a new one.
 # API key: in {WORK}/api-key (read it with: cat {WORK}/api-key)
-# Before: gcloud auth login --no-launch-browser, then gcloud config set project my-workshop-project (workshop gcp preflight checks both).
+# Before: gcloud auth login --no-launch-browser, then gcloud config set project my-workshop-project (workshop \
+gcp preflight checks both).
 # Dry run: the 13 commands below are what --execute runs.
-# Pasted into a terminal (bash), from any directory, they deploy into a project where none of it exists yet; --execute first checks each step, so it can run again (already there, a new image, a changed IP).
+# Pasted into a terminal (bash), from any directory, they deploy into a project where none of it exists yet; \
+--execute first checks each step, so it can run again (already there, a new image, a changed IP).
 # 1/13 Enable the APIs
 gcloud services enable artifactregistry.googleapis.com compute.googleapis.com \\
     --project=my-workshop-project
@@ -77,11 +77,13 @@ gcloud projects add-iam-policy-binding my-workshop-project \\
 # 6/13 Let docker log in to that registry
 gcloud auth configure-docker europe-west1-docker.pkg.dev --quiet
 # 7/13 Tag the back-end image
-docker tag deploy-ml-workshop/backend:latest europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest
+docker tag deploy-ml-workshop/backend:latest \
+europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest
 # 8/13 Push the back-end image
 docker push europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest
 # 9/13 Read the pushed image's digest
-IMAGE_DIGEST=$(gcloud artifacts docker images describe europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest \\
+IMAGE_DIGEST=$(gcloud artifacts docker images describe \
+europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest \\
     --format='value(image_summary.digest)')
 # 10/13 Read the API key (kept out of the printed plan)
 API_KEY=$(cat {WORK}/api-key)
@@ -97,7 +99,9 @@ gcloud compute instances create workshop-backend-ada \\
     --labels=app=deploy-ml-workshop,student=ada \\
     --max-run-duration=4h \\
     --instance-termination-action=DELETE \\
-    --metadata=image=europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada@${IMAGE_DIGEST},api-key=${API_KEY},port=8000,google-logging-enabled=true \\
+    \
+--metadata=image=europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada@${IMAGE_DIGEST},\
+api-key=${API_KEY},port=8000,google-logging-enabled=true \\
     --metadata-from-file=startup-script={WORK}/startup.sh
 # 12/13 Open the port to the VM's tag, for your address only
 gcloud compute firewall-rules create workshop-allow-8000-ada \\

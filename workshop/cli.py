@@ -514,7 +514,8 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
     whoami.set_defaults(handler=_gcp_whoami)
 
     api_key = actions.add_parser(
-        "api-key", help="make your API key once (32 random characters) in .workshop-deploy/api-key, readable by you only",
+        "api-key",
+        help="make your API key once (32 random characters) in .workshop-deploy/api-key, readable by you only",
     )
     api_key.set_defaults(handler=_gcp_api_key)
 

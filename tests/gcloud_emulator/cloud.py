@@ -154,7 +154,8 @@ class Cloud:
             "machineType": f"{base}/machineTypes/e2-medium", "selfLink": f"{base}/instances/{name}",
             "disks": [{"boot": True, "autoDelete": True, "source": f"{base}/disks/{name}"}],
             "networkInterfaces": [{"accessConfigs": [{"type": "ONE_TO_ONE_NAT", "natIP": self.external_ip}]}],
-            "metadata": {"fingerprint": _etag(1), "items": [{"key": k, "value": v} for k, v in (metadata or {}).items()]},
+            "metadata": {"fingerprint": _etag(1),
+                         "items": [{"key": k, "value": v} for k, v in (metadata or {}).items()]},
         }
         self.disks[f"{project}/{zone}/{name}"] = {"kind": "compute#disk", "name": name, "sizeGb": "20", "zone": base,
                                                   "selfLink": f"{base}/disks/{name}"}
@@ -652,7 +653,7 @@ class Cloud:
         self._check(found, request, "artifactregistry.repositories.create",
                     f"//artifactregistry.googleapis.com/projects/{found.id}/locations/{location}")
         if name in self.repositories:
-            raise errors.status(409, f"the repository already exists", "ALREADY_EXISTS")
+            raise errors.status(409, "the repository already exists", "ALREADY_EXISTS")
         body = {**copy.deepcopy(request.body), "name": name, "mode": "STANDARD_REPOSITORY",
                 "createTime": "2026-12-01T09:00:00Z", "updateTime": "2026-12-01T09:00:00Z"}
         self.repositories[name] = body

@@ -54,8 +54,9 @@ def service_disabled(service: str, title: str, project_number: str) -> ApiError:
         f"{title} has not been used in project {project_number} before or it is disabled. Enable it by visiting "
         f"{url} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to "
         "our systems and retry.",
-        details=[error_info("SERVICE_DISABLED", "googleapis.com", service=service, consumer=f"projects/{project_number}",
-                            serviceTitle=title, activationUrl=url, containerInfo=project_number),
+        details=[error_info("SERVICE_DISABLED", "googleapis.com", service=service,
+                            consumer=f"projects/{project_number}", serviceTitle=title, activationUrl=url,
+                            containerInfo=project_number),
                  {"@type": HELP, "links": [{"description": "Google developers console API activation", "url": url}]}],
     )
 

@@ -255,7 +255,7 @@ class Probe:
         answer = _answer(response, time.perf_counter() - started)
         if answer.status == 403 and is_cloud_run(self.url):
             self.reachable = True
-            raise NoAnswer(f"{method} {path}: Cloud Run answered 403 (this caller is not allowed to invoke the service)",
+            raise NoAnswer(f"{method} {path}: Cloud Run answered 403 (this caller may not invoke the service)",
                            CLOUD_RUN_REFUSED_FIX)
         if answer.status == 401 and send_key and key is None:
             raise KeyRefused(answer)

@@ -242,8 +242,8 @@ def what_is_left(run_in_cloud: object) -> None:
     guarded(lambda: left.extend(list_leftovers(leftover_checks(config, delete_image=True))),
             "What is left could not be listed", "Ce qui reste n'a pas pu être listé")
     if left:
-        print(f"{NOT_VERIFIED} " + say(f"Still there, and billed: {', '.join(left)}. Set I_REALLY_WANT_TO_DELETE = True "
-                                       "and run the clean-up cells.",
+        print(f"{NOT_VERIFIED} " + say(f"Still there, and billed: {', '.join(left)}. Set "
+                                       "I_REALLY_WANT_TO_DELETE = True and run the clean-up cells.",
                                        f"Encore là, et facturé : {', '.join(left)}. Mettez I_REALLY_WANT_TO_DELETE = "
                                        "True et exécutez les cellules de nettoyage."))
     else:

@@ -502,7 +502,8 @@ def access_steps(config: DeployConfig) -> list[Step]:
                           config.member),
         ),
         Step(
-            Text("Let the VM's service account write logs", "Autoriser le compte de service de la VM à écrire des logs"),
+            Text("Let the VM's service account write logs",
+                 "Autoriser le compte de service de la VM à écrire des logs"),
             ("gcloud", "projects", "add-iam-policy-binding", config.project, f"--member={config.member}",
              f"--role={writer}", "--condition=None", "--format=none"),
             done=_granted(("gcloud", "projects", "get-iam-policy", config.project), writer, config.member),

@@ -225,9 +225,9 @@ def org_policies(project: str, region: str) -> list[Finding]:
         findings.append(Finding(name, "fail", say("VMs may not have an external IP.", "les VM ne peuvent pas avoir "
                                                                                       "d'IP externe."),
                                 say("Ask the administrator to allow external IPs in this project (the lab's VMs need "
-                                    "one), or use Cloud Run.", "Demandez à l'administrateur d'autoriser les IP externes "
-                                                               "dans ce projet (les VM du lab en ont besoin), ou "
-                                                               "utilisez Cloud Run.")))
+                                    "one), or use Cloud Run.",
+                                    "Demandez à l'administrateur d'autoriser les IP externes dans ce projet (les VM du "
+                                    "lab en ont besoin), ou utilisez Cloud Run.")))
     else:
         findings.append(Finding(name, "ok", say("external IPs allowed", "IP externes autorisées")))
 
@@ -255,8 +255,8 @@ def org_policies(project: str, region: str) -> list[Finding]:
         findings.append(Finding(name, "warn", say("OS Login is required.", "OS Login est obligatoire."),
                                 say("The lab needs no SSH; to debug a VM with gcloud compute ssh, a student needs "
                                     "roles/compute.osAdminLogin.",
-                                    "Le lab se passe de SSH ; pour déboguer une VM avec gcloud compute ssh, un étudiant "
-                                    "a besoin de roles/compute.osAdminLogin.")))
+                                    "Le lab se passe de SSH ; pour déboguer une VM avec gcloud compute ssh, un "
+                                    "étudiant a besoin de roles/compute.osAdminLogin.")))
     else:
         findings.append(Finding(name, "ok", say("not enforced", "non imposé")))
 
@@ -294,7 +294,8 @@ def teacher_role(project: str, account: str, roles: list[str] | None) -> Finding
     if set(roles) & set(GRANTERS):
         return Finding(name, "ok", say(f"{held}: you may grant each student roles/editor",
                                        f"{held} : vous pouvez donner roles/editor à chaque étudiant"))
-    return Finding(name, "fail", say(f"{held}: you cannot grant roles.", f"{held} : vous ne pouvez pas donner de rôle."),
+    return Finding(name, "fail", say(f"{held}: you cannot grant roles.",
+                                     f"{held} : vous ne pouvez pas donner de rôle."),
                    say("Ask the administrator for roles/resourcemanager.projectIamAdmin on this project (roles through "
                        "a group are not seen here).",
                        "Demandez à l'administrateur roles/resourcemanager.projectIamAdmin sur ce projet (les rôles "

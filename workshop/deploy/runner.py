@@ -347,7 +347,7 @@ def wait_for_health(
                 "serial output (gcloud compute instances get-serial-port-output) and the firewall rule.",
                 f"{url} n'a pas répondu en {timeout:.0f} s. Conseil : la VM télécharge peut-être encore l'image ; "
                 "regardez sa sortie série (gcloud compute instances get-serial-port-output) et la règle de pare-feu."))
-        print(f"    " + say(f"waiting for {url}: {state} ({elapsed:.0f} s)",
+        print("    " + say(f"waiting for {url}: {state} ({elapsed:.0f} s)",
                             f"attente de {url} : {state} ({elapsed:.0f} s)"), file=out, flush=True)
         time.sleep(interval)
 
@@ -376,9 +376,9 @@ def _print_dry_run(notes: Sequence[str], steps: Sequence[Step], closing: Sequenc
     print("# " + say("Pasted into a terminal (bash), from any directory, they deploy into a project where none of it "
                      "exists yet; --execute first checks each step, so it can run again (already there, a new image, "
                      "a changed IP).",
-                     "Collées dans un terminal (bash), depuis n'importe quel dossier, elles déploient dans un projet où "
-                     "rien n'existe encore ; --execute vérifie d'abord chaque étape, et peut donc être relancé (déjà "
-                     "là, nouvelle image, IP changée)."), file=out)
+                     "Collées dans un terminal (bash), depuis n'importe quel dossier, elles déploient dans un projet "
+                     "où rien n'existe encore ; --execute vérifie d'abord chaque étape, et peut donc être relancé "
+                     "(déjà là, nouvelle image, IP changée)."), file=out)
     print_plan(steps, out)
     for line in closing:
         print(f"# {line}", file=out)
@@ -462,7 +462,8 @@ def list_leftovers(checks: Sequence, values: dict[str, str] | None = None, out: 
             left += [f"{check.kind}: {name}" for name in names]
     if left:
         print("\n" + say(f"Still there ({len(left)}): run the teardown again, or delete them in the console.",
-                         f"Encore là ({len(left)}) : relancez le nettoyage, ou supprimez-les dans la console."), file=out)
+                         f"Encore là ({len(left)}) : relancez le nettoyage, ou supprimez-les dans la console."),
+              file=out)
     else:
         print("\n" + say("Nothing that you asked to delete is left.",
                          "Rien de ce que vous avez demandé de supprimer ne reste."), file=out)
@@ -528,7 +529,8 @@ def _cloud_run_notes(config: DeployConfig) -> list[str]:
     else:
         notes = [_no_student_note()]
     notes.append(say(f"Cost guard: at most {config.max_instances} instances (--max-instances), none when idle "
-                     "(--min-instances 0: nothing billed then; the first request after a pause waits for a cold start).",
+                     "(--min-instances 0: nothing billed then; the first request after a pause waits for a cold "
+                     "start).",
                      f"Garde-fou de coût : au plus {config.max_instances} instances (--max-instances), aucune au "
                      "repos (--min-instances 0 : rien n'est facturé alors ; la première requête après une pause attend "
                      "un démarrage à froid)."))
