@@ -343,7 +343,7 @@ def test_notebook_outputs_hold_no_api_key_and_no_real_project_id(language: str) 
     """Notebook 06 names the project and the key by shell variables: its outputs show neither."""
     path = REPO_ROOT / "notebooks" / "solutions" / language / "06_google_cloud.ipynb"
     notebook = json.loads(path.read_text())
-    sources = "".join("".join(cell["source"]) for cell in notebook["cells"])
+    sources = "\n".join("".join(cell["source"]) for cell in notebook["cells"])
     outputs = "".join(
         "".join(output.get("text", "")) + json.dumps(output.get("data", {}))
         for cell in notebook["cells"] for output in cell.get("outputs", [])
