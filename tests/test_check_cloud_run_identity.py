@@ -62,6 +62,7 @@ def classroom(tmp_path: Path, container: BackgroundService) -> Iterator[tuple[Em
         yield emulator, world
 
 
+@pytest.mark.slow
 def test_real_gcloud_prints_the_teachers_identity_token(classroom: tuple[Emulator, GcloudWorld],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     emulator, world = classroom
@@ -72,6 +73,7 @@ def test_real_gcloud_prints_the_teachers_identity_token(classroom: tuple[Emulato
     assert token is not None and token_email(token) == "teacher@example.com"
 
 
+@pytest.mark.slow
 def test_workshop_check_roster_sends_the_token_and_says_who_has_not_let_the_teacher_in(
     tmp_path: Path, classroom: tuple[Emulator, GcloudWorld]
 ) -> None:
@@ -89,6 +91,7 @@ def test_workshop_check_roster_sends_the_token_and_says_who_has_not_let_the_teac
     assert not emulator.proxy.refused
 
 
+@pytest.mark.slow
 def test_the_teacher_page_grades_cloud_run_services_with_the_teachers_identity(
     classroom: tuple[Emulator, GcloudWorld], monkeypatch: pytest.MonkeyPatch
 ) -> None:

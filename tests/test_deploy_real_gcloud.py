@@ -22,6 +22,9 @@ from workshop.deploy.runner import deploy, deploy_cloud_run, teardown
 from workshop.services import BackgroundService
 from workshop.settings import get_settings
 
+#: Each test runs the real gcloud, about a second a call.
+pytestmark = pytest.mark.slow
+
 PROJECT = "my-workshop-project"
 SERVICE_ACCOUNT = "serviceAccount:123456789012-compute@developer.gserviceaccount.com"
 IMAGE = f"europe-west1-docker.pkg.dev/{PROJECT}/workshop/backend-ada"

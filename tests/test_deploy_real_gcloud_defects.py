@@ -13,6 +13,9 @@ import pytest
 from gcloud_emulator import Emulator, GcloudWorld
 from gcloud_emulator.fixtures import LAB_APIS, emulator, world  # noqa: F401 - pytest fixtures
 
+#: Each test runs the real gcloud, about a second a call.
+pytestmark = pytest.mark.slow
+
 PROJECT = "my-workshop-project"
 DEPLOY = ("gcp", "deploy", "--project", PROJECT, "--api-key", "KEY123", "--source-range", "203.0.113.7/32",
           "--execute", "--timeout", "5")

@@ -29,6 +29,9 @@ from workshop.deploy.gcp import (
 )
 from workshop.deploy.runner import StepFailed, hint, run_step
 
+#: Each test runs the real gcloud, about a second a call.
+pytestmark = pytest.mark.slow
+
 PROJECT = "my-workshop-project"
 IMAGE = f"europe-west1-docker.pkg.dev/{PROJECT}/workshop/backend-ada"
 VALUES = {"IMAGE_DIGEST": "sha256:" + "0" * 64, "API_KEY": "KEY123",

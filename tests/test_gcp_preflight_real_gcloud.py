@@ -12,6 +12,9 @@ from gcloud_emulator import Emulator, GcloudWorld, Project, golden
 from gcloud_emulator.cloud import Policy
 from gcloud_emulator.fixtures import LAB_APIS
 
+#: Each test runs the real gcloud, about a second a call.
+pytestmark = pytest.mark.slow
+
 PROJECT = "my-workshop-project"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
