@@ -67,8 +67,8 @@ STARTUP_SCRIPT = "workshop/deploy/startup.sh"
 API_URL = "API_URL"
 #: The shell variables kept from one cell to the next (each %%gcloud_step cell is a new process).
 VARIABLES = (
-    "PROJECT_ID", "STUDENT", "REGION", "ZONE", "PORT", SERVICE_ACCOUNT, IMAGE_DIGEST, API_KEY, "SOURCE_RANGE",
-    EXTERNAL_IP, API_URL,
+    "PROJECT_ID", "STUDENT", "REGION", "ZONE", "PORT", "IMAGE", SERVICE_ACCOUNT, IMAGE_DIGEST, API_KEY,
+    "SOURCE_RANGE", EXTERNAL_IP, API_URL,
 )
 
 # The plan is rendered for these placeholders, then each becomes a shell variable. None of them can
@@ -107,6 +107,7 @@ def _placeholder_config() -> DeployConfig:
 def _with_variables(text: str, config: DeployConfig) -> str:
     """``text`` from the placeholder plan, with shell variables (and paths from the project's root) instead."""
     text = text.replace(str(config.startup_script), STARTUP_SCRIPT).replace(str(config.work_dir), WORK_DIR)
+    text = text.replace(config.image_path, var("IMAGE"))  # your image's registry name, set once in the first cell
     assert config.zone is not None
     for value, name in ((config.zone, "ZONE"), (_REGION, "REGION"), (_PROJECT, "PROJECT_ID"),
                         (_STUDENT, "STUDENT"), (str(_PORT), "PORT")):
@@ -158,16 +159,25 @@ def _prerequisites_cell(language: str) -> Cell:
 def _settings_cell(language: str) -> Cell:
     values = defaults()
     return _gcloud_cell("your-project", [
-        _say(language, "# Your project, and the suffix of your names (workshop gcp whoami says where it comes from)",
-             "# Votre projet, et le suffixe de vos noms (workshop gcp whoami dit d'où il vient)"),
+        _say(language, "# Your project, your suffix (workshop gcp whoami says where it comes from), your image's name",
+             "# Votre projet, votre suffixe (workshop gcp whoami dit d'où il vient), le nom de votre image"),
         "PROJECT_ID=$(gcloud config get-value project)",
         "STUDENT=$(workshop gcp whoami --suffix)",
         f"REGION={values['REGION']}",
         "ZONE=${REGION}-b",
         f"PORT={values['PORT']}",
-        _say(language, 'echo "project ${PROJECT_ID}, region ${REGION}, your suffix: ${STUDENT}"',
-             'echo "projet ${PROJECT_ID}, région ${REGION}, votre suffixe : ${STUDENT}"'),
+        "IMAGE=" + _image_in_the_registry(),
+        'echo "PROJECT_ID=${PROJECT_ID} STUDENT=${STUDENT} IMAGE=${IMAGE}"',
     ])
+
+
+def _image_in_the_registry() -> str:
+    """Your image's name in Artifact Registry, in shell variables: ``${REGION}-docker.pkg.dev/${PROJECT_ID}/...``."""
+    config = _placeholder_config()
+    path = config.image_path
+    for value, name in ((_REGION, "REGION"), (_PROJECT, "PROJECT_ID"), (_STUDENT, "STUDENT")):
+        path = path.replace(value, var(name))
+    return path
 
 
 def _api_key_cell(language: str) -> Cell:
