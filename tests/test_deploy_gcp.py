@@ -255,7 +255,7 @@ def test_access_defaults_to_the_callers_ip_and_adds_the_teachers(tmp_path: Path,
     assert cfg.source_ranges == "198.51.100.4/32,192.0.2.10/32"
     rule = next(step for step in deploy_steps(cfg) if step.command[2:4] == ("firewall-rules", "create"))
     assert "--source-ranges=198.51.100.4/32,192.0.2.10/32" in rule.command
-    assert rule.update is not None and rule.update.want == "198.51.100.4/32;192.0.2.10/32"  # gcloud's value() list
+    assert rule.update is not None and rule.update.want == "198.51.100.4/32,192.0.2.10/32"
     assert not any("Generated" in note for note in notes)
     assert any("a browser elsewhere is refused" in note for note in notes)
     assert any("192.0.2.10/32 is let in too" in note for note in notes)

@@ -209,6 +209,24 @@ def test_real_gcloud_the_printed_plan_runs_as_pasted_from_another_directory(
     check_golden("vm-printed-plan-pasted", emulator, port_of(live_server))
 
 
+def test_real_gcloud_a_rule_with_two_addresses_that_a_variable_gives_is_up_to_date(
+    tmp_path: Path, here: GcloudWorld, emulator: Emulator
+) -> None:
+    """The notebook's rule takes ${SOURCE_RANGE}, which may hold the teacher's address too ("a,b"): gcloud reads the
+    list back as "a;b", and the runner must see that as the same addresses, not update the rule at every run."""
+    from workshop.deploy import notebook_cells
+    from workshop.deploy.runner import run_step
+
+    emulator.cloud.project.enabled |= LAB_APIS
+    emulator.cloud.seed_firewall(PROJECT, "workshop-allow-8000-ada", ["203.0.113.7/32", "192.0.2.10/32"])
+    values = {"PROJECT_ID": PROJECT, "STUDENT": "ada", "PORT": "8000",
+              "SOURCE_RANGE": "203.0.113.7/32,192.0.2.10/32"}
+    out = io.StringIO()
+    run_step(notebook_cells.firewall_step(), values, out)
+    assert out.getvalue() == "    already exists, up to date: nothing to do\n"
+    assert "compute.firewalls.patch" not in routes(emulator)
+
+
 # ----------------------------------------------------------------------------------------------- teardown
 def _seed_deployment(world: GcloudWorld, emulator: Emulator, *, vm: bool, rule: bool, image: bool) -> None:
     """A project as a deployment left it (written straight into the emulator: the deployment is tested above)."""

@@ -154,7 +154,7 @@ class GcloudWorld:
             "PATH": f"{self.bin}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             "CLOUDSDK_CORE_DISABLE_PROMPTS": "1", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
             "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true", "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-            "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true",
+            "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true", "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
             # The GCE metadata server, off: gcloud must never think it runs on a Google VM.
             "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9", "NO_GCE_CHECK": "True",
             "FAKE_CALLS": str(self.calls_file), "FAKE_DOCKER_TAGS": str(self.tags_file),

@@ -584,8 +584,7 @@ def firewall_step(config: DeployConfig) -> Step:
         done=Check(("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(name)")),
         update=Update(
             read=("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(sourceRanges)"),
-            # gcloud's value() format joins a list with ";", where --source-ranges takes ",".
-            want=config.source_ranges.replace(",", ";"),
+            want=config.source_ranges,
             commands=(("gcloud", "compute", "firewall-rules", "update", *rule,
                        f"--source-ranges={config.source_ranges}"),),
             what=Text("other addresses: its source ranges are updated",

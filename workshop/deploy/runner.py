@@ -256,7 +256,9 @@ def run_step(step: Step, values: dict[str, str], out: TextIO, label: str = "") -
             return {}
         if done and step.update is not None:
             code, stdout, stderr = _read(filled(step.update.read, values))
-            if code == 0 and fill(step.update.want, values) in _lines(stdout):
+            wanted = fill(step.update.want, values)
+            # gcloud's value() format joins a list with ";", where flags such as --source-ranges take ",".
+            if code == 0 and (wanted in _lines(stdout) or wanted.replace(",", ";") in _lines(stdout)):
                 print("    " + say("already exists, up to date: nothing to do",
                                    "existe déjà, à jour : rien à faire"), file=out)
                 return {}
