@@ -26,7 +26,7 @@ def failure(call, *args: object) -> str:
     return str(caught.value)
 
 
-# ------------------------------------------------------------------ exercise 1: the start-up script
+# ------------------------------------------------------------------ going further: the start-up script
 def test_startup_script_passes_on_the_pull_line_and_the_image_key(capsys: pytest.CaptureFixture[str]) -> None:
     check.startup_script('until docker pull "$IMAGE"; do', "image")
     assert capsys.readouterr().out.startswith("✅ Right: the VM pulls the image itself")
@@ -49,7 +49,7 @@ def test_startup_script_speaks_french_in_a_french_notebook(monkeypatch: pytest.M
     assert failure(check.startup_script, "set -euo pipefail", "image").startswith("Cette ligne ne télécharge pas")
 
 
-# ------------------------------------------------------------------ exercise 2: the firewall rule
+# ------------------------------------------------------------------ exercise 1: the firewall rule
 def exercise_text(language: str = "en", solved: bool = True) -> str:
     """my_firewall_rule as the notebook's cell sets it: the solution's, or the student version's."""
     source = notebook_cells.cell("firewall-exercise").source
@@ -92,18 +92,22 @@ def test_the_student_version_of_the_exercise_fails_in_french(monkeypatch: pytest
     assert sentence.startswith("Votre commande n'a pas d'option --source-ranges")
 
 
-# ------------------------------------------------------------------ exercise 3: the status without the key
-def test_status_without_key_passes_on_401_seen_on_a_real_back_end(capsys: pytest.CaptureFixture[str]) -> None:
+# ------------------------------------------------------------------ exercise 2: the status without the key
+def test_status_without_key_reveals_401_seen_on_a_real_back_end(capsys: pytest.CaptureFixture[str]) -> None:
     check.status_without_key(401)
     out = capsys.readouterr().out
     assert "$ curl -s -w" in out and "/models" in out and "HTTP 401" in out
-    assert out.rstrip().endswith("✅ 401: without the key the API refuses; /health stays open, so anyone may see "
-                                 "that the VM is up.")
+    assert out.rstrip().endswith("✅ You predicted 401, the back-end answered 401: right, without the key the API "
+                                 "refuses, and /health stays open, so anyone may see that the VM is up.")
 
 
-def test_status_without_key_fails_on_a_wrong_prediction_after_the_real_answer() -> None:
-    assert failure(check.status_without_key, 200) == (
-        "You predicted 200, the back-end answered 401: read the body above, it says why.")
+def test_status_without_key_passes_on_any_recorded_guess_and_compares_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """A prediction exercise: the guess is recorded, then compared with the measurement; no guessing until green."""
+    check.status_without_key(200)
+    out = capsys.readouterr().out.rstrip()
+    assert "HTTP 401" in out
+    assert out.endswith("✅ You predicted 200, the back-end answered 401: without the key the API refuses (401 means "
+                        "'who are you?', the body above says so), and /health stays open.")
 
 
 @pytest.mark.parametrize("prediction", [None, "401", 401.0, True, 42])
@@ -123,8 +127,13 @@ def test_vm_passes_checks_nothing_while_nothing_was_deployed(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     check.vm_passes(False)
-    assert capsys.readouterr().out == "not checked: RUN_IN_CLOUD is False, so nothing was deployed.\n"
+    check.what_is_left(False)
+    assert capsys.readouterr().out == "⚠️ Not verified: nothing was deployed (RUN_IN_CLOUD is False).\n" * 2
     assert failure(check.vm_passes, True).startswith("The VM's address is not known yet")
+    assert failure(check.what_is_left, True).startswith("Your names are not known yet")
+    monkeypatch.setenv("WORKSHOP_LANG", "fr")
+    check.vm_passes(False)
+    assert capsys.readouterr().out == "⚠️ Non vérifié : rien n'a été déployé (RUN_IN_CLOUD vaut False).\n"
 
 
 def test_vm_passes_grades_the_address_and_key_the_cells_kept(
@@ -136,6 +145,8 @@ def test_vm_passes_grades_the_address_and_key_the_cells_kept(
         host, port = server.url.removeprefix("http://").rsplit(":", 1)
         write_state(tmp_path, EXTERNAL_IP=host, PORT=port, API_KEY=key)
         check.vm_passes(True)
-        assert "✅ Your VM passes" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert out.startswith(f"$ workshop check http://{host}:{port} --api-key ${{API_KEY}}\n")
+        assert "✅ Your VM passes" in out
         write_state(tmp_path, EXTERNAL_IP=host, PORT=port, API_KEY="not-the-key")
         assert failure(check.vm_passes, True).startswith("Your VM fails")

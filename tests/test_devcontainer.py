@@ -139,6 +139,22 @@ def test_the_dockerfile_adds_google_apt_repository_with_its_own_keyring() -> Non
     assert "google-cloud-cli" in text and "gcloud --version" in text
 
 
+def test_the_dockerfile_installs_the_cloud_run_proxy_package_the_real_gcloud_names() -> None:
+    """An apt-installed gcloud has its component manager off: `gcloud run services proxy` (the Cloud Run step's
+    only way in) needs the package that the installed CLI's own component mapping names."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        if os.environ.get("CI"):
+            pytest.fail("the real gcloud is needed in CI: it names the package")
+        pytest.skip("gcloud is not installed")
+    mapping = Path(gcloud).resolve().parents[1] / ".install" / "component_mapping.yaml"
+    package = next(line.split(":", 1)[1].strip() for line in mapping.read_text().splitlines()
+                   if line.startswith("cloud-run-proxy:"))
+    install = next(line for line in DOCKERFILE.read_text().splitlines() if "apt-get install" in line
+                   and "google-cloud-cli" in line)
+    assert package in install.split(), f"the Dockerfile should install {package}"
+
+
 def test_ports_are_forwarded_with_labels(config: dict) -> None:
     assert config["forwardPorts"] == [8000, 8501, 8888]
     for port in ("8000", "8501", "8888"):
@@ -282,17 +298,20 @@ def _signing_key(home: Path, name: str) -> str:
                 if line.startswith("fpr:"))
 
 
-def _write_apt_repository(root: Path, served_key: Path, signing_key: Path, deb: Path, architecture: str) -> None:
-    """``root``/apt: the public key Google serves, the suite ``cloud-sdk`` (InRelease signed), one package."""
+def _write_apt_repository(root: Path, served_key: Path, signing_key: Path, debs: list[Path], architecture: str) -> None:
+    """``root``/apt: the public key Google serves, the suite ``cloud-sdk`` (InRelease signed), the packages."""
     apt = root / "apt"
     (apt / "doc").mkdir(parents=True)
     (apt / "doc" / "apt-key.gpg").write_text(_gpg(served_key, "--armor", "--export"))  # armoured, as Google's
     (apt / "pool").mkdir()
-    shutil.copy(deb, apt / "pool" / deb.name)
-    packages = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout
-    data = deb.read_bytes()
-    packages += (f"Filename: pool/{deb.name}\nSize: {len(data)}\n"
-                 f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n")
+    packages = ""
+    for deb in debs:
+        shutil.copy(deb, apt / "pool" / deb.name)
+        packages += subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True,
+                                   check=True).stdout
+        data = deb.read_bytes()
+        packages += (f"Filename: pool/{deb.name}\nSize: {len(data)}\n"
+                     f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n")
     index = f"main/binary-{architecture}/Packages"
     (apt / "dists" / "cloud-sdk" / index).parent.mkdir(parents=True)
     (apt / "dists" / "cloud-sdk" / index).write_text(packages)
@@ -316,23 +335,27 @@ def google_apt_stand_in(docker_engine: None, tmp_path_factory: pytest.TempPathFa
     google, stranger = work / "gnupg-google", work / "gnupg-stranger"
     fingerprint = _signing_key(google, "google")
     _signing_key(stranger, "stranger")
-    package = work / "package"
-    (package / "DEBIAN").mkdir(parents=True)
-    (package / "DEBIAN" / "control").write_text(
-        "Package: google-cloud-cli\nVersion: 999.0.0-0\nArchitecture: all\nMaintainer: tests <tests@example.invalid>\n"
-        "Description: stand-in for the Google Cloud CLI\n"
-    )
-    (package / "usr" / "bin").mkdir(parents=True)
-    (package / "usr" / "bin" / "gcloud").write_text("#!/bin/sh\necho 'Google Cloud SDK 999.0.0 (stand-in)'\n")
-    (package / "usr" / "bin" / "gcloud").chmod(0o755)
-    deb = work / "google-cloud-cli_999.0.0-0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(package), str(deb)],
-                   capture_output=True, check=True, timeout=60)
+    debs = []
+    # The CLI, and the Cloud Run proxy component an apt-installed gcloud needs for `gcloud run services proxy`.
+    for name, program in (("google-cloud-cli", "usr/bin/gcloud"),
+                          ("google-cloud-cli-cloud-run-proxy", "usr/lib/google-cloud-sdk/bin/cloud-run-proxy")):
+        package = work / name
+        (package / "DEBIAN").mkdir(parents=True)
+        (package / "DEBIAN" / "control").write_text(
+            f"Package: {name}\nVersion: 999.0.0-0\nArchitecture: all\nMaintainer: tests <tests@example.invalid>\n"
+            "Description: stand-in for the Google Cloud CLI\n"
+        )
+        (package / program).parent.mkdir(parents=True)
+        (package / program).write_text("#!/bin/sh\necho 'Google Cloud SDK 999.0.0 (stand-in)'\n")
+        (package / program).chmod(0o755)
+        debs.append(work / f"{name}_999.0.0-0_all.deb")
+        subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(package), str(debs[-1])],
+                       capture_output=True, check=True, timeout=60)
     architecture = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
                                   check=True).stdout.strip()
     served = work / "served"
-    _write_apt_repository(served / "google", google, google, deb, architecture)
-    _write_apt_repository(served / "forged", google, stranger, deb, architecture)
+    _write_apt_repository(served / "google", google, google, debs, architecture)
+    _write_apt_repository(served / "forged", google, stranger, debs, architecture)
     for home in (google, stranger):
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
 
@@ -364,11 +387,13 @@ def test_dockerfile_installs_gcloud_from_a_signed_apt_repository_stand_in(
     tag = "deploy-ml-workshop/devcontainer:test"  # kept, like the back-end's test image: its first layer is cached
     build = _build_devcontainer_image(f"{google_apt_stand_in.url}/google/apt", docker_build_args["base_image"], tag)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
-    for path in ("doc/apt-key.gpg", "dists/cloud-sdk/InRelease", "pool/google-cloud-cli_999.0.0-0_all.deb"):
+    for path in ("doc/apt-key.gpg", "dists/cloud-sdk/InRelease", "pool/google-cloud-cli_999.0.0-0_all.deb",
+                 "pool/google-cloud-cli-cloud-run-proxy_999.0.0-0_all.deb"):
         assert google_apt_stand_in.asked_for(f"/google/apt/{path}"), google_apt_stand_in.log()[-3000:]
     inside = subprocess.run(
         ["docker", "run", "--rm", tag, "sh", "-c",
-         "gcloud --version && cat /etc/apt/sources.list.d/google-cloud-sdk.list"
+         "gcloud --version && dpkg -s google-cloud-cli-cloud-run-proxy >/dev/null"
+         " && cat /etc/apt/sources.list.d/google-cloud-sdk.list"
          " && gpg --show-keys --with-colons /usr/share/keyrings/cloud.google.gpg"
          " && ! ls /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/*google* 2>/dev/null"],
         capture_output=True, text=True, timeout=120,

@@ -272,8 +272,19 @@ def _check(args: argparse.Namespace) -> int:
 
     from workshop.check import (
         DEFAULT_LATENCY_BUDGET_SECONDS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_WORKERS, RosterError, check_deployment,
-        check_roster, format_report, format_roster, marks_for, parallel_checks, read_roster, write_roster_csv,
+        check_roster, format_report, format_roster, identity_token, is_cloud_run, marks_for, parallel_checks,
+        read_roster, write_roster_csv,
     )
+
+    def google_identity(urls: list[str]) -> str | None:
+        # Cloud Run services check the caller's Google identity first: the grader's, from gcloud.
+        if not any(is_cloud_run(url) for url in urls):
+            return None
+        token = identity_token()
+        print("Cloud Run URLs: sending the identity token of gcloud's account (gcloud auth print-identity-token)."
+              if token else "Cloud Run URLs, but gcloud gives no identity token: log in (gcloud auth login) as an "
+              "account the students let in.", file=sys.stderr, flush=True)
+        return token
 
     if (args.url is None) == (args.roster is None):
         print("error: give one back-end URL, or --roster FILE.csv for a class", file=sys.stderr)
@@ -289,7 +300,8 @@ def _check(args: argparse.Namespace) -> int:
         # A server's text may hold what this terminal cannot print: a "?" instead, never a crash.
         sys.stdout.reconfigure(errors="replace")
     if args.url is not None:
-        report = check_deployment(args.url, args.api_key, timeout=timeout, latency_budget=budget)
+        report = check_deployment(args.url, args.api_key, timeout=timeout, latency_budget=budget,
+                                  identity_token=google_identity([args.url]))
         print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report, marks))
         return 0 if report.passed else 1
 
@@ -303,6 +315,7 @@ def _check(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     results = check_roster(
         entries, workers=workers, timeout=timeout, latency_budget=budget,
+        identity_token=google_identity([entry.url for entry in entries]),
         on_result=lambda result: print(
             f"  {result.entry.name}: {result.report.score}", file=sys.stderr, flush=True
         ),
@@ -319,7 +332,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _gcp_config(args: argparse.Namespace):
-    from workshop.deploy.gcp import DeployConfig, default_project, resolve_student
+    import os
+
+    from workshop.deploy.gcp import (
+        TEACHER_ACCOUNT_VARIABLE, TEACHER_IP_VARIABLE, DeployConfig, default_project, resolve_student,
+    )
 
     project = args.project or default_project()
     if not project:
@@ -337,6 +354,8 @@ def _gcp_config(args: argparse.Namespace):
         local_image=args.image or f"deploy-ml-workshop/backend:{'lean' if lean else 'latest'}",
         vm_name=args.vm_name, machine_type=args.machine_type, service_name=args.service_name,
         source_range=getattr(args, "source_range", None), api_key=getattr(args, "api_key", None),
+        teacher_ip=getattr(args, "teacher_ip", None) or os.environ.get(TEACHER_IP_VARIABLE) or None,
+        teacher_account=getattr(args, "teacher_account", None) or os.environ.get(TEACHER_ACCOUNT_VARIABLE) or None,
         student=resolve_student(args.student), **deploy_only,
     )
 
@@ -369,8 +388,38 @@ def _gcp_teardown(args: argparse.Namespace) -> int:
     return 1 if left else 0  # the exit code says whether anything it was asked to delete is left
 
 
+def _gcp_preflight(args: argparse.Namespace) -> int:
+    from workshop.deploy import preflight
+    from workshop.deploy.gcp import CLOUD_RUN_APIS, REQUIRED_APIS, default_project
+
+    project = args.project or default_project()
+    apis = CLOUD_RUN_APIS if args.target == "cloud-run" else REQUIRED_APIS
+    findings = preflight.run(project, apis, students=args.students, region=args.region,
+                             machine_type=args.machine_type)
+    print(preflight.report(findings, args.students))
+    return 0 if all(finding.ok for finding in findings) else 1
+
+
+def _gcp_whoami(args: argparse.Namespace) -> int:
+    from workshop.deploy.whoami import whoami
+
+    return whoami(args.project, student=args.student, suffix_only=args.suffix, source_range_only=args.source_range,
+                  teacher_ip=args.teacher_ip)
+
+
+def _gcp_api_key(args: argparse.Namespace) -> int:
+    from workshop.deploy.gcp import DeployConfig, resolve_api_key
+
+    from workshop.deploy.whoami import NAMES_ONLY
+
+    config = DeployConfig(project=NAMES_ONLY)
+    for note in resolve_api_key(config):
+        print(note)
+    return 0
+
+
 def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
-    from workshop.deploy.gcp import DeployConfig
+    from workshop.deploy.gcp import TEACHER_ACCOUNT_VARIABLE, TEACHER_IP_VARIABLE, DeployConfig
 
     # One source for the defaults: the flags show DeployConfig's own.
     default = {field.name: field.default for field in dataclasses.fields(DeployConfig)}
@@ -378,14 +427,16 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
         "gcp", help="deploy the back-end to a Google Compute Engine VM or to Cloud Run (dry run by default)",
     )
     actions = gcp.add_subparsers(dest="action", required=True, metavar="ACTION")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
         "--target", choices=("vm", "cloud-run"), default="vm",
         help="vm: one Compute Engine VM; cloud-run: a Cloud Run service that scales, IAM-protected "
         "(default: %(default)s)",
     )
-    common.add_argument("--project", help="Google Cloud project id (default: gcloud's configured project)")
-    common.add_argument("--region", default=default["region"], help="default: %(default)s")
+    where.add_argument("--project", help="Google Cloud project id (default: gcloud's configured project)")
+    where.add_argument("--region", default=default["region"], help="default: %(default)s")
+    where.add_argument("--machine-type", default=default["machine_type"], help="default: %(default)s")
+    common = argparse.ArgumentParser(add_help=False, parents=[where])
     common.add_argument("--zone", help="default: <region>-b")
     common.add_argument(
         "--repository", default=default["repository"], help="Artifact Registry repository (default: %(default)s)",
@@ -396,7 +447,6 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
     )
     common.add_argument("--tag", help="tag in the registry (default: latest; lean for cloud-run)")
     common.add_argument("--vm-name", default=default["vm_name"], help="default: %(default)s")
-    common.add_argument("--machine-type", default=default["machine_type"], help="default: %(default)s")
     common.add_argument(
         "--service-name", default=default["service_name"], help="Cloud Run service (default: %(default)s)",
     )
@@ -411,11 +461,18 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
         help="push the image, create the VM and the firewall rule (or the Cloud Run service)",
     )
     deploy.add_argument(
-        "--api-key", help="API key the back-end will require (default: the existing VM's key, else the one "
-        "saved in .workshop-deploy/, else a new one)",
+        "--api-key", help="API key the back-end will require: letters, digits and - _ . ~ (default: the existing "
+        "VM's key, else the one saved in .workshop-deploy/, else a new one)",
     )
     deploy.add_argument(
         "--source-range", help="vm: who may reach port 8000 (default: your public IP, else everyone)",
+    )
+    deploy.add_argument(
+        "--teacher-ip", help=f"vm: the teacher's address, let in by the firewall too (default: ${TEACHER_IP_VARIABLE})",
+    )
+    deploy.add_argument(
+        "--teacher-account", help="cloud-run: the teacher's Google account, allowed to call the service "
+        f"(roles/run.invoker; default: ${TEACHER_ACCOUNT_VARIABLE})",
     )
     deploy.add_argument(
         "--timeout", type=float, default=600, help="vm: seconds to wait for /health (default: %(default)s)",
@@ -443,6 +500,32 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
     teardown.add_argument("--delete-image", action="store_true", help="also delete the pushed image")
     teardown.add_argument("--delete-repository", action="store_true", help="also delete the repository")
     teardown.set_defaults(handler=_gcp_teardown)
+
+    preflight = actions.add_parser(
+        "preflight", parents=[where],
+        help="check that the project is ready: logged in, billing, APIs; with --students, a whole class's quotas, "
+        "organisation policies and your role (exit code 1 when not ready)",
+    )
+    preflight.add_argument("--students", type=_positive_int, help="the class's size: check what N VMs need")
+    preflight.set_defaults(handler=_gcp_preflight)
+
+    whoami = actions.add_parser(
+        "whoami", help="your gcloud account, the suffix of your resources' names and the address the firewall lets in",
+    )
+    whoami.add_argument("--project", help="Google Cloud project id (default: gcloud's configured project)")
+    whoami.add_argument("--student", help="use this suffix instead of the one derived from your account")
+    whoami.add_argument("--teacher-ip", help=f"the teacher's address (default: ${TEACHER_IP_VARIABLE})")
+    shown = whoami.add_mutually_exclusive_group()
+    shown.add_argument("--suffix", action="store_true", help="print the suffix alone (for NAME=$(...))")
+    shown.add_argument("--source-range", action="store_true",
+                       help="print the firewall's source ranges alone: your public IP/32, and the teacher's")
+    whoami.set_defaults(handler=_gcp_whoami)
+
+    api_key = actions.add_parser(
+        "api-key",
+        help="make your API key once (32 random characters) in .workshop-deploy/api-key, readable by you only",
+    )
+    api_key.set_defaults(handler=_gcp_api_key)
 
 
 def _samples(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from workshop.check.contract import (
     check_deployment,
     sample_picture,
 )
+from workshop.check.identity import identity_token, is_cloud_run
 from workshop.check.report import (
     PLAIN_MARKS,
     UNICODE_MARKS,
@@ -65,6 +66,8 @@ __all__ = [
     "check_roster",
     "format_report",
     "format_roster",
+    "identity_token",
+    "is_cloud_run",
     "marks_for",
     "parallel_checks",
     "parse_roster",

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import requests
 
+from workshop.check.identity import CLOUD_RUN_REFUSED_FIX, authorization, is_cloud_run
+
 from workshop.schemas import API_KEY_HEADER
 
 #: Seconds one request may take before the server counts as not answering.
@@ -207,13 +209,16 @@ class KeyRefused(Exception):
 class Probe:
     """One deployment being checked: its URL and key, the picture sent, and what the checks have learnt."""
 
-    def __init__(self, url: str, api_key: str | None, timeout: float, latency_budget: float, picture: Picture) -> None:
+    def __init__(self, url: str, api_key: str | None, timeout: float, latency_budget: float, picture: Picture,
+                 identity_token: str | None = None) -> None:
         self.url = normalize_url(url)
         self.api_key = api_key or None
         self.timeout = timeout
         self.latency_budget = latency_budget
         self.picture = picture
         self.session = requests.Session()
+        # A Cloud Run service checks the caller's Google identity before the request reaches the back-end.
+        self.session.headers.update(authorization(self.url, identity_token))
         self.reachable = False
         self.ready: bool | None = None
         self.default_model: str | None = None  # from /ready, when it says
@@ -248,6 +253,10 @@ class Probe:
         except requests.RequestException as error:
             raise _no_answer(error, self.url, method, path, self.timeout, self.reachable) from None
         answer = _answer(response, time.perf_counter() - started)
+        if answer.status == 403 and is_cloud_run(self.url):
+            self.reachable = True
+            raise NoAnswer(f"{method} {path}: Cloud Run answered 403 (this caller may not invoke the service)",
+                           CLOUD_RUN_REFUSED_FIX)
         if answer.status == 401 and send_key and key is None:
             raise KeyRefused(answer)
         return answer
@@ -694,14 +703,16 @@ def check_deployment(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     latency_budget: float = DEFAULT_LATENCY_BUDGET_SECONDS,
     picture: Picture | None = None,
+    identity_token: str | None = None,
 ) -> DeploymentReport:
     """Run every check of :data:`CHECKS` against the back-end at ``url``; never raises for what the server does.
 
     Each request waits at most ``timeout`` seconds (``CONNECT_TIMEOUT_SECONDS`` to connect); once one gets
     no answer, the remaining checks are not run, so a dead URL costs seconds, not minutes.
+    ``identity_token``: the grader's Google identity token, sent to a Cloud Run URL only (see :mod:`.identity`).
     """
     started = time.perf_counter()
-    probe = Probe(url, api_key, timeout, latency_budget, picture or sample_picture())
+    probe = Probe(url, api_key, timeout, latency_budget, picture or sample_picture(), identity_token)
     try:
         results = [CheckResult(check.name, check.title, *_run_check(check, probe)) for check in CHECKS]
     finally:

@@ -146,15 +146,18 @@ def check_roster(
     latency_budget: float = DEFAULT_LATENCY_BUDGET_SECONDS,
     picture: Picture | None = None,
     on_result: Callable[[RosterResult], None] | None = None,
+    identity_token: str | None = None,
 ) -> list[RosterResult]:
     """Check every entry, at most ``workers`` at once (capped at :data:`MAX_WORKERS`); results in the roster's order.
 
     ``on_result`` is called as each student's grade arrives (from a worker thread), for a progress line.
+    ``identity_token``: the teacher's Google identity token, sent to the Cloud Run URLs only.
     """
     picture = picture or sample_picture()  # one picture for the class: the same test for everyone
 
     def grade(entry: RosterEntry) -> RosterResult:
-        result = RosterResult(entry, check_deployment(entry.url, entry.api_key, timeout, latency_budget, picture))
+        result = RosterResult(entry, check_deployment(entry.url, entry.api_key, timeout, latency_budget, picture,
+                                                      identity_token))
         if on_result is not None:
             on_result(result)
         return result

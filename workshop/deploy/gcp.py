@@ -10,11 +10,14 @@ on it stop working. The VM now runs Container-Optimized OS (``cos-stable``),
 whose start-up script pulls and runs the image itself (see ``startup.sh`` beside
 this file).
 
-Every function here only *builds* commands (:class:`Step`); :mod:`workshop.deploy.runner`
-prints them (dry run, the default) or runs them (``--execute``). A few values are
-known only while the plan runs (the project's number, the pushed image's digest,
-the VM's IP): a step *captures* them into a shell variable, and later steps use
-``${NAME}``. The printed plan is therefore a shell script that runs as printed.
+Every function here only *builds* the plan: a list of :class:`Step`, one command each, written as a person
+writes it. :mod:`workshop.deploy.runner` prints the plan (dry run, the default) or runs it (``--execute``), and
+notebook 06's cells are the same steps (:mod:`workshop.deploy.notebook_cells`). What makes a step safe to run
+again lives beside its command, not in a shell pipeline: a :class:`Check` that says it is already done (the
+repository exists, the role is granted), and an :class:`Update` for a resource that exists but differs (the VM
+runs another image, the firewall lets in another address). A few values are known only while the plan runs
+(the project's service account, the pushed image's digest, the VM's IP): a step *captures* one into a shell
+variable, ``VAR=$(gcloud ... --format='value(x)')``, and later steps use ``${VAR}``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 
 import requests
 
+from workshop.checkpoints import say
+
 #: Google Cloud APIs the deployment uses.
 REQUIRED_APIS = ("artifactregistry.googleapis.com", "compute.googleapis.com")
 #: The same for the Cloud Run target: no VM, so no Compute Engine.
@@ -43,7 +48,7 @@ LABEL = "app=deploy-ml-workshop"
 
 #: Names of the values captured while the plan runs (shell variables in the printed plan).
 API_KEY = "API_KEY"
-PROJECT_NUMBER = "PROJECT_NUMBER"
+SERVICE_ACCOUNT = "SERVICE_ACCOUNT"
 IMAGE_DIGEST = "IMAGE_DIGEST"
 EXTERNAL_IP = "EXTERNAL_IP"
 SERVICE_URL = "SERVICE_URL"
@@ -55,7 +60,16 @@ PROXY_PORT = 8080
 #: below Compute Engine's 63 characters, with room for a longer --vm-name.
 STUDENT_MAX = 20
 
+#: What an API key may hold: it travels in an HTTP header and in gcloud's KEY=VALUE,KEY=VALUE lists
+#: (--metadata, --set-env-vars), where a comma would cut it in two.
+API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+
+#: Where the teacher's address and account come from when no flag gives them.
+TEACHER_IP_VARIABLE = "WORKSHOP_TEACHER_IP"
+TEACHER_ACCOUNT_VARIABLE = "WORKSHOP_TEACHER_ACCOUNT"
+
 _PUBLIC_IP_SERVICES = ("https://api.ipify.org", "https://ifconfig.me/ip")
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 
 
 def var(name: str) -> str:
@@ -63,53 +77,95 @@ def var(name: str) -> str:
     return "${" + name + "}"
 
 
-def _shell_word(arg: str) -> str:
-    # Arguments that use a captured value go in double quotes, so the shell expands them; ours never hold
-    # a double quote, a backslash or a backquote.
-    if "${" in arg:
-        return f'"{arg}"'
-    return shlex.quote(arg)
+@dataclass(frozen=True)
+class Text:
+    """A sentence in English and in French; ``str()`` gives the one of the notebook's language."""
+
+    en: str
+    fr: str
+
+    def __str__(self) -> str:
+        return say(self.en, self.fr)
 
 
-def _shell_line(command: tuple[str, ...]) -> str:
-    return " ".join(_shell_word(arg) for arg in command)
+@dataclass(frozen=True)
+class Check:
+    """A read that says whether a step is already done: ``command`` succeeds (the resource exists), and, with
+    ``expect``, also prints that exact line (the role is granted, the service runs this image)."""
+
+    command: tuple[str, ...]
+    expect: str | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """For a resource that exists: ``read`` prints its live value, ``want`` is the plan's; when they differ,
+    ``commands`` bring it up to date. ``what`` names what changed, for the one line that says so."""
+
+    read: tuple[str, ...]
+    want: str
+    commands: tuple[tuple[str, ...], ...]
+    what: Text
 
 
 @dataclass(frozen=True)
 class Step:
     """One command of the plan.
 
-    ``unless``: a check; when it succeeds the step is already done (idempotence). With ``expect``, the check
-    must also print that exact line on its standard output (a value already up to date).
-    ``then``: a second command, run only when the first one ran (restart after an update).
+    ``done``: a check run first; when it holds, the command is not run ("already exists: nothing to do").
+    ``update``: when ``done`` holds, what brings an existing resource up to date.
     ``capture``: the name of a shell variable that receives the command's standard output (stderr apart).
+    ``when_empty``: what to say when a capture prints nothing (gcloud's "no such value").
     ``missing_ok``: a "not found" answer counts as done (deletions: the resource is already gone).
     """
 
-    title: str
+    title: Text
     command: tuple[str, ...]
-    unless: tuple[str, ...] | None = None
-    expect: str | None = None
-    then: tuple[str, ...] | None = None
+    done: Check | None = None
+    update: Update | None = None
     capture: str | None = None
+    when_empty: Text | None = None
     missing_ok: bool = False
 
     def shell(self) -> str:
-        """The step as one line to paste into a terminal (bash), from any directory."""
-        line = _shell_line(self.command)
-        if self.capture:
-            line = f"{self.capture}=$({line})"
-        if self.then:
-            line = f"{{ {line} && {_shell_line(self.then)}; }}"
-        if self.missing_ok:
-            line = f"{line} || true"
-        if self.unless and self.expect is not None:
-            return f"{_shell_line(self.unless)} 2>/dev/null | grep -qxF {_shell_word(self.expect)} || {line}"
-        if self.unless:
-            return f"{_shell_line(self.unless)} >/dev/null 2>&1 || {line}"
+        """The step as a person writes it in a terminal (bash): one flag a line, a capture as VAR=$(...)."""
+        text = command_text(self.command)
+        return f"{self.capture}=$({text})" if self.capture else text
+
+
+# ------------------------------------------------------------------------------------ shell text
+_SAFE = re.compile(r"[\w@%+=:,./-]+")
+_SAFE_WITH_VARIABLES = re.compile(r"[\w@%+=:,./${}-]+")
+
+
+def shell_word(word: str) -> str:
+    """``word`` quoted only where the shell needs it, the way people write flags: ``--format='value(x)'``."""
+    flag, equals, value = word.partition("=") if word.startswith("--") and "=" in word else ("", "", word)
+    if "${" in value:
+        quoted = value if _SAFE_WITH_VARIABLES.fullmatch(value) else f'"{value}"'
+    else:
+        quoted = value if _SAFE.fullmatch(value) else shlex.quote(value)
+    return f"{flag}{equals}{quoted}"
+
+
+def command_text(command: tuple[str, ...], width: int = 100) -> str:
+    """The command on one line when it is short, else its leading words then one flag a line with ``\\``."""
+    words = [shell_word(word) for word in command]
+    line = " ".join(words)
+    flags = sum(1 for word in command if word.startswith("--"))
+    if len(line) <= width and flags <= 3:
         return line
+    first = next((index for index, word in enumerate(command) if word.startswith("--")), len(command))
+    lines = [" ".join(words[:first])] + [f"    {word}" for word in words[first:]]
+    return " \\\n".join(lines)
 
 
+def shell_words(text: str) -> list[str]:
+    """The words of a shell command as bash splits them (backslash-newlines joined, comments dropped)."""
+    return shlex.split(text.replace("\\\n", " "), comments=True)
+
+
+# ------------------------------------------------------------------------------------ names and values
 def sanitise_student(name: str) -> str:
     """A name fit for the end of a Compute Engine name: lowercase letters, digits and single hyphens."""
     cleaned = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:STUDENT_MAX].strip("-")
@@ -129,9 +185,28 @@ def student_from_account(account: str) -> str:
     return f"{local or 's'}-{digest}"
 
 
+def gcloud_value(*args: str) -> str | None:
+    """What ``gcloud ARGS`` prints on its standard output, stripped; None when it fails or prints nothing.
+
+    Standard output alone: gcloud writes its warnings ("filter keys were not present...") and its "(unset)"
+    to standard error, and neither is an answer.
+    """
+    try:
+        result = subprocess.run(["gcloud", *args], capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    value = result.stdout.strip()
+    return value if result.returncode == 0 and value and value != "(unset)" else None
+
+
 def active_account() -> str | None:
-    """The account gcloud is logged in with (``gcloud config get-value account``), if any."""
-    return _gcloud_value("account")
+    """The account gcloud is logged in with: the ACTIVE one of ``gcloud auth list``, if any."""
+    return gcloud_value("auth", "list", "--filter=status:ACTIVE", "--format=value(account)")
+
+
+def default_project() -> str | None:
+    """The project gcloud is configured with (``gcloud config get-value project``), if any."""
+    return gcloud_value("config", "get-value", "project")
 
 
 def resolve_student(given: str | None) -> str | None:
@@ -149,12 +224,37 @@ def server_queue_size() -> int:
     return get_settings().max_pending_predictions
 
 
+def check_api_key(key: str) -> str:
+    """``key``, when it can travel in a header and in gcloud's KEY=VALUE lists; else a ValueError saying why."""
+    if not API_KEY_PATTERN.fullmatch(key):
+        raise ValueError(say(
+            "An API key may hold only letters, digits and - _ . ~ (128 at most): a comma, for one, would cut it "
+            "in two in gcloud's --metadata and --set-env-vars lists; choose another, or leave --api-key out and one "
+            "is generated.",
+            "Une clé d'API ne peut contenir que des lettres, des chiffres et - _ . ~ (128 au plus) : une virgule, par "
+            "exemple, la couperait en deux dans les listes --metadata et --set-env-vars de gcloud ; choisissez-en "
+            "une autre, ou omettez --api-key pour qu'elle soit générée.",
+        ))
+    return key
+
+
+def check_ip(address: str) -> str:
+    """``address`` as a source range: ``1.2.3.4`` becomes ``1.2.3.4/32``; a range is kept."""
+    range_ = address.strip() if "/" in address else f"{address.strip()}/32"
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}", range_):
+        raise ValueError(say(f"'{address}' is not an IPv4 address (write it like 203.0.113.7).",
+                             f"'{address}' n'est pas une adresse IPv4 (écrivez-la comme 203.0.113.7)."))
+    return range_
+
+
 @dataclass
 class DeployConfig:
     """Everything the deployment needs to know; defaults suit the lab.
 
     ``student``: a suffix added to every per-student name (VM, firewall rule, network tag, Cloud Run service,
     image), so a class shares one project without touching each other's resources. The repository is shared.
+    ``teacher_ip``: the teacher's address, let in by the firewall too (the Teacher page grades every VM).
+    ``teacher_account``: the teacher's Google account, allowed to call the Cloud Run service (run.invoker).
     The ``service_name`` … ``concurrency`` fields are the Cloud Run target's; the VM ignores them.
     """
 
@@ -172,6 +272,8 @@ class DeployConfig:
     firewall_rule: str = "workshop-allow-8000"
     port: int = 8000
     source_range: str | None = None  # default: the caller's public IP, else 0.0.0.0/0
+    teacher_ip: str | None = None
+    teacher_account: str | None = None
     api_key: str | None = None  # default: the VM's key on a re-run, else the saved one, else a new random key
     student: str | None = None
     max_run_duration: str = "4h"  # the VM deletes itself after this (cost guard); "" for no limit
@@ -189,6 +291,12 @@ class DeployConfig:
             )
         if self.max_run_duration and not re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", self.max_run_duration):
             raise ValueError(f"'{self.max_run_duration}' is not a duration: write it like 4h, 90m or 1d2h.")
+        if self.api_key is not None:
+            check_api_key(self.api_key)
+        if self.teacher_ip:
+            self.teacher_ip = check_ip(self.teacher_ip)
+        if self.teacher_account and "@" not in self.teacher_account:
+            raise ValueError(f"'{self.teacher_account}' is not a Google account (an e-mail address).")
         self.zone = self.zone or f"{self.region}-b"
         # Absolute: the printed plan names these files, and it must run from wherever it is pasted.
         self.work_dir = Path(self.work_dir).absolute()
@@ -231,33 +339,25 @@ class DeployConfig:
         return self.work_dir / "api-key"
 
     @property
-    def service_account(self) -> str:
-        """The project's default compute service account, the identity the VM pulls the image with."""
-        return f"serviceAccount:{var(PROJECT_NUMBER)}-compute@developer.gserviceaccount.com"
+    def member(self) -> str:
+        """The IAM member of the project's default compute service account, the identity the VM pulls with."""
+        return f"serviceAccount:{var(SERVICE_ACCOUNT)}"
+
+    @property
+    def source_ranges(self) -> str:
+        """Who the firewall lets in: the student's range, and the teacher's address when given."""
+        ranges = [self.source_range or "0.0.0.0/0"]
+        if self.teacher_ip and self.teacher_ip not in ranges and ranges != ["0.0.0.0/0"]:
+            ranges.append(self.teacher_ip)
+        return ",".join(ranges)
 
     @property
     def labels(self) -> str:
         return f"{LABEL},student={self.student}" if self.student else LABEL
 
 
-def _gcloud_value(key: str) -> str | None:
-    try:
-        result = subprocess.run(
-            ["gcloud", "config", "get-value", key], capture_output=True, text=True, timeout=30
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    value = result.stdout.strip()
-    return value if result.returncode == 0 and value and value != "(unset)" else None
-
-
-def default_project() -> str | None:
-    """The project gcloud is configured with (``gcloud config get-value project``), if any."""
-    return _gcloud_value("project")
-
-
 def generate_api_key() -> str:
-    """A random API key: 32 URL-safe characters, about 190 bits."""
+    """A random API key: 32 URL-safe characters (letters, digits, - and _), about 190 bits."""
     return secrets.token_urlsafe(24)
 
 
@@ -268,7 +368,7 @@ def public_ip(timeout: float = 3.0) -> str | None:
             answer = requests.get(url, timeout=timeout).text.strip()
         except requests.RequestException:
             continue
-        if re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", answer):
+        if _IPV4.fullmatch(answer):
             return answer
     return None
 
@@ -283,44 +383,55 @@ def resolve_api_key(config: DeployConfig, key_on_vm: str | None = None) -> list[
     saved = config.api_key_file.read_text().strip() if config.api_key_file.is_file() else None
     if config.api_key:
         if key_on_vm and key_on_vm != config.api_key:
-            notes.append("A new API key was given: the VM's metadata will be updated and the VM restarted.")
+            notes.append(say("A new API key was given: the VM's metadata will be updated and the VM restarted.",
+                             "Une nouvelle clé d'API est donnée : les métadonnées de la VM seront mises à jour et la "
+                             "VM redémarrée."))
     elif key_on_vm:
         config.api_key = key_on_vm
-        notes.append("The VM already exists: its API key is kept.")
-    elif saved:
+        notes.append(say("The VM already exists: its API key is kept.",
+                         "La VM existe déjà : sa clé d'API est conservée."))
+    elif saved and API_KEY_PATTERN.fullmatch(saved):
         config.api_key = saved
     else:
         config.api_key = generate_api_key()
-        notes.append("Generated a new API key.")
+        notes.append(say("Generated a new API key.", "Nouvelle clé d'API générée."))
     config.work_dir.mkdir(parents=True, exist_ok=True)
     config.api_key_file.write_text(config.api_key + "\n")
     config.api_key_file.chmod(0o600)
-    notes.append(f"API key: in {config.api_key_file} (read it with: cat {shlex.quote(str(config.api_key_file))})")
+    path = shlex.quote(str(config.api_key_file))
+    notes.append(say(f"API key: in {config.api_key_file} (read it with: cat {path})",
+                     f"Clé d'API : dans {config.api_key_file} (pour la lire : cat {path})"))
     return notes
 
 
-def resolve_access(config: DeployConfig, key_on_vm: str | None = None) -> list[str]:
-    """Fill in the API key and the firewall's source range; save the key; return what the student must be told.
-
-    The key, in this order: the one given, the one the VM already has (a re-run keeps it working),
-    the one saved by an earlier run, a new one.
-    """
-    notes = resolve_api_key(config, key_on_vm)
+def resolve_source_range(config: DeployConfig) -> list[str]:
+    """Fill in the firewall's source range (this machine's public IP, else everyone); return the note."""
+    notes = []
     if config.source_range is None:
         ip = public_ip()
         if ip:
             config.source_range = f"{ip}/32"
-            notes.append(
+            notes.append(say(
                 f"Port {config.port} will be open to this machine's public IP only: {config.source_range} "
-                "(a browser elsewhere is refused: see the guide)"
-            )
+                "(a browser elsewhere is refused: see the guide)",
+                f"Le port {config.port} ne sera ouvert qu'à l'IP publique de cette machine : {config.source_range} "
+                "(un navigateur ailleurs est refusé : voir le guide)"))
         else:
             config.source_range = "0.0.0.0/0"
-            notes.append(
+            notes.append(say(
                 f"This machine's public IP could not be found: port {config.port} will be open to the whole "
-                "internet, protected by the API key."
-            )
+                "internet, protected by the API key.",
+                f"L'IP publique de cette machine est introuvable : le port {config.port} sera ouvert à tout "
+                "internet, protégé par la clé d'API."))
+    if config.teacher_ip and config.source_range != "0.0.0.0/0":
+        notes.append(say(f"The teacher's address {config.teacher_ip} is let in too (their page grades your VM).",
+                         f"L'adresse de l'enseignant, {config.teacher_ip}, entre aussi (sa page note votre VM)."))
     return notes
+
+
+def resolve_access(config: DeployConfig, key_on_vm: str | None = None) -> list[str]:
+    """Fill in the API key and the firewall's source range; save the key; return what the student must be told."""
+    return [*resolve_api_key(config, key_on_vm), *resolve_source_range(config)]
 
 
 def startup_script_text() -> str:
@@ -328,173 +439,189 @@ def startup_script_text() -> str:
     return resources.files("workshop.deploy").joinpath("startup.sh").read_text()
 
 
-def check_steps(config: DeployConfig, apis: tuple[str, ...] = REQUIRED_APIS) -> list[Step]:
-    """1. gcloud installed and logged in, the project exists (its number read), the APIs are on."""
-    return [
-        Step("Check that gcloud is installed", ("gcloud", "--version")),
-        Step(
-            "Check that you are logged in",
-            ("gcloud", "auth", "list", "--filter=status:ACTIVE", "--format=value(account)"),
-        ),
-        Step(
-            "Check the project and read its number",
-            ("gcloud", "projects", "describe", config.project, "--format=value(projectNumber)"),
-            capture=PROJECT_NUMBER,
-        ),
-        Step("Enable the APIs", ("gcloud", "services", "enable", *apis, f"--project={config.project}")),
-    ]
+# ------------------------------------------------------------------------------------ the plan's steps
+def enable_step(config: DeployConfig, apis: tuple[str, ...] = REQUIRED_APIS) -> Step:
+    """1. The APIs, switched on (a no-op when they are; it fails without a billing account)."""
+    return Step(Text("Enable the APIs", "Activer les API"),
+                ("gcloud", "services", "enable", *apis, f"--project={config.project}"))
 
 
-def _iam_check(what: tuple[str, ...], role: str) -> tuple[str, ...]:
-    # Lists the members holding the role; the step is done when the service account is one of them.
-    # Reading first keeps 30 students from rewriting the same policy at once (and lets a student without
-    # the right to change IAM pass once the teacher has granted it).
-    return (
-        *what, "--flatten=bindings[].members", f"--filter=bindings.role={role}", "--format=value(bindings.members)",
+def service_account_step(config: DeployConfig) -> Step:
+    """2. The project's default compute service account: the identity the VM (or the service) runs as.
+
+    gcloud itself creates a VM without any access scope when the project has none (deleted, or an organisation
+    that stops its creation): that VM could never pull its image. So the plan reads it first, and stops there.
+    """
+    return Step(
+        Text("Read the project's default compute service account (the identity the back-end runs as)",
+             "Lire le compte de service Compute par défaut du projet (l'identité du back-end)"),
+        ("gcloud", "compute", "project-info", "describe", f"--project={config.project}",
+         "--format=value(defaultServiceAccount)"),
+        capture=SERVICE_ACCOUNT,
+        when_empty=Text(
+            "This project has no default compute service account (deleted, or your organisation stops its "
+            "creation): ask the project's owner to restore it (gcloud beta iam service-accounts undelete) or to "
+            "allow it, since a VM without it cannot pull its image.",
+            "Ce projet n'a pas de compte de service Compute par défaut (supprimé, ou bloqué par votre organisation) : "
+            "demandez au propriétaire du projet de le restaurer (gcloud beta iam service-accounts undelete) ou de "
+            "l'autoriser, car une VM sans lui ne peut pas télécharger son image."),
     )
 
 
+def repository_step(config: DeployConfig) -> Step:
+    """3. The class's Artifact Registry repository (created once, by the first student or the teacher)."""
+    where = (f"--location={config.region}", f"--project={config.project}")
+    return Step(
+        Text("Create the Artifact Registry repository", "Créer le dépôt Artifact Registry"),
+        ("gcloud", "artifacts", "repositories", "create", config.repository, "--repository-format=docker",
+         *where, "--description=deploy-ml-workshop images", f"--labels={LABEL}"),
+        done=Check(("gcloud", "artifacts", "repositories", "describe", config.repository, *where,
+                    "--format=value(name)")),
+    )
+
+
+def _granted(read: tuple[str, ...], role: str, member: str) -> Check:
+    # The policy, one binding member a line: "ROLE<tab>MEMBER". Reading first keeps 30 students from rewriting
+    # the same policy at once, and lets a student without the right to change IAM pass once the teacher granted it.
+    return Check((*read, "--flatten=bindings[].members", "--format=value(bindings.role,bindings.members)"),
+                 expect=f"{role}\t{member}")
+
+
 def access_steps(config: DeployConfig) -> list[Step]:
-    """2. The VM's identity may pull from the repository and write logs (new organisations no longer give it Editor)."""
-    member = config.service_account
+    """4 and 5. The VM's identity may pull from the repository and write logs (new organisations no longer give it
+    Editor)."""
     repository = (config.repository, f"--location={config.region}", f"--project={config.project}")
     reader, writer = "roles/artifactregistry.reader", "roles/logging.logWriter"
     return [
         Step(
-            "Let the VM's service account pull from the repository",
+            Text("Let the VM's service account pull from the repository",
+                 "Autoriser le compte de service de la VM à lire le dépôt"),
             ("gcloud", "artifacts", "repositories", "add-iam-policy-binding", *repository,
-             f"--member={member}", f"--role={reader}", "--format=none"),
-            unless=_iam_check(("gcloud", "artifacts", "repositories", "get-iam-policy", *repository), reader),
-            expect=member,
+             f"--member={config.member}", f"--role={reader}", "--format=none"),
+            done=_granted(("gcloud", "artifacts", "repositories", "get-iam-policy", *repository), reader,
+                          config.member),
         ),
         Step(
-            "Let the VM's service account write logs",
-            ("gcloud", "projects", "add-iam-policy-binding", config.project,
-             f"--member={member}", f"--role={writer}", "--condition=None", "--format=none"),
-            unless=_iam_check(("gcloud", "projects", "get-iam-policy", config.project), writer),
-            expect=member,
+            Text("Let the VM's service account write logs",
+                 "Autoriser le compte de service de la VM à écrire des logs"),
+            ("gcloud", "projects", "add-iam-policy-binding", config.project, f"--member={config.member}",
+             f"--role={writer}", "--condition=None", "--format=none"),
+            done=_granted(("gcloud", "projects", "get-iam-policy", config.project), writer, config.member),
         ),
     ]
 
 
 def push_steps(config: DeployConfig) -> list[Step]:
-    """3. An Artifact Registry repository, the VM's right to pull, docker auth for its host only, tag, push, digest."""
-    create, *upload = registry_steps(config)
-    return [create, *access_steps(config), *upload]
-
-
-def registry_steps(config: DeployConfig) -> list[Step]:
-    """The repository, docker auth for its host only, tag, push, read the digest: what both targets share."""
+    """6 to 9. Docker auth for the registry's host only, tag, push, the pushed image's digest."""
     return [
-        Step(
-            "Create the Artifact Registry repository",
-            (
-                "gcloud", "artifacts", "repositories", "create", config.repository,
-                "--repository-format=docker", f"--location={config.region}",
-                "--description=deploy-ml-workshop images", f"--labels={LABEL}", f"--project={config.project}",
-            ),
-            unless=(
-                "gcloud", "artifacts", "repositories", "describe", config.repository,
-                f"--location={config.region}", f"--project={config.project}",
-            ),
-        ),
-        Step("Let docker log in to that registry",
+        Step(Text("Let docker log in to that registry", "Permettre à docker de se connecter à ce registre"),
              ("gcloud", "auth", "configure-docker", config.registry_host, "--quiet")),
-        Step("Tag the back-end image", ("docker", "tag", config.local_image, config.remote_image)),
-        Step("Push the back-end image", ("docker", "push", config.remote_image)),
-        Step(
-            "Read the pushed image's digest",
-            ("gcloud", "artifacts", "docker", "images", "describe", config.remote_image,
-             "--format=value(image_summary.digest)"),
-            capture=IMAGE_DIGEST,
-        ),
+        Step(Text("Tag the back-end image", "Nommer l'image du back-end pour le registre"),
+             ("docker", "tag", config.local_image, config.remote_image)),
+        Step(Text("Push the back-end image", "Pousser l'image du back-end"), ("docker", "push", config.remote_image)),
+        Step(Text("Read the pushed image's digest", "Lire l'empreinte de l'image poussée"),
+             ("gcloud", "artifacts", "docker", "images", "describe", config.remote_image,
+              "--format=value(image_summary.digest)"),
+             capture=IMAGE_DIGEST),
     ]
+
+
+def api_key_step(config: DeployConfig) -> Step:
+    """The API key, read from its file (the plan never shows it)."""
+    return Step(Text("Read the API key (kept out of the printed plan)", "Lire la clé d'API (absente du plan affiché)"),
+                ("cat", str(config.api_key_file)), capture=API_KEY)
 
 
 def _vm(config: DeployConfig) -> tuple[str, ...]:
     return (config.vm_name, f"--zone={config.zone}", f"--project={config.project}")
 
 
-def vm_steps(config: DeployConfig) -> list[Step]:
-    """4 and 5. The VM (cos-stable, start-up script, tag, metadata, deletion time), kept current; its firewall rule."""
+def vm_step(config: DeployConfig) -> Step:
+    """10. The VM (cos-stable, start-up script, tag, metadata, deletion time); an existing one gets a new image or
+    key through its metadata, then a restart (the start-up script reads the metadata at boot)."""
     metadata = f"image={config.pinned_image},api-key={var(API_KEY)},port={config.port},google-logging-enabled=true"
     cost_guard = (
         (f"--max-run-duration={config.max_run_duration}", "--instance-termination-action=DELETE")
         if config.max_run_duration else ()
     )
+    return Step(
+        Text("Create the VM", "Créer la VM"),
+        (
+            "gcloud", "compute", "instances", "create", *_vm(config), f"--machine-type={config.machine_type}",
+            "--image-family=cos-stable", "--image-project=cos-cloud", f"--boot-disk-size={config.boot_disk_size}",
+            f"--tags={config.network_tag}", f"--labels={config.labels}", *cost_guard,
+            f"--metadata={metadata}", f"--metadata-from-file=startup-script={config.startup_script}",
+        ),
+        done=Check(("gcloud", "compute", "instances", "describe", *_vm(config), "--format=value(name)")),
+        update=Update(
+            read=("gcloud", "compute", "instances", "describe", *_vm(config),
+                  "--format=value(metadata.items.image,metadata.items.api-key)"),
+            want=f"{config.pinned_image}\t{var(API_KEY)}",
+            commands=(
+                ("gcloud", "compute", "instances", "add-metadata", *_vm(config),
+                 f"--metadata=image={config.pinned_image},api-key={var(API_KEY)}"),
+                # A reset keeps the VM running, so its automatic deletion time stays; a stop would clear it.
+                ("gcloud", "compute", "instances", "reset", *_vm(config)),
+            ),
+            what=Text("another image or API key: its metadata is updated, then it restarts",
+                      "une autre image ou une autre clé d'API : ses métadonnées sont mises à jour, puis elle "
+                      "redémarre"),
+        ),
+    )
+
+
+def firewall_step(config: DeployConfig) -> Step:
+    """11. The firewall rule: port 8000 of the VM's tag, open to the given addresses; it follows a changed IP."""
     rule = (config.firewall_rule, f"--project={config.project}")
-    return [
-        Step("Read the API key (kept out of the printed plan)", ("cat", str(config.api_key_file)), capture=API_KEY),
-        Step(
-            "Create the VM",
-            (
-                "gcloud", "compute", "instances", "create", *_vm(config), f"--machine-type={config.machine_type}",
-                "--image-family=cos-stable", "--image-project=cos-cloud", f"--boot-disk-size={config.boot_disk_size}",
-                f"--tags={config.network_tag}", f"--labels={config.labels}", *cost_guard,
-                f"--metadata={metadata}", f"--metadata-from-file=startup-script={config.startup_script}",
-            ),
-            unless=("gcloud", "compute", "instances", "describe", *_vm(config)),
+    return Step(
+        Text("Open the port to the VM's tag, for your address only", "Ouvrir le port aux VM de ce tag, pour votre "
+                                                                      "adresse seulement"),
+        (
+            "gcloud", "compute", "firewall-rules", "create", *rule, "--network=default", "--direction=INGRESS",
+            "--action=ALLOW", f"--rules=tcp:{config.port}", f"--target-tags={config.network_tag}",
+            f"--source-ranges={config.source_ranges}",
         ),
-        Step(
-            "Give an existing VM the new image and key, then restart it",
-            ("gcloud", "compute", "instances", "add-metadata", *_vm(config),
-             f"--metadata=image={config.pinned_image},api-key={var(API_KEY)}"),
-            unless=("gcloud", "compute", "instances", "describe", *_vm(config),
-                    "--format=csv[no-heading](metadata.items.image,metadata.items.api-key)"),
-            expect=f"{config.pinned_image},{var(API_KEY)}",
-            # The start-up script reads the metadata at boot. A reset keeps the VM running, so its
-            # automatic deletion time stays; a stop would clear it.
-            then=("gcloud", "compute", "instances", "reset", *_vm(config)),
+        done=Check(("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(name)")),
+        update=Update(
+            read=("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(sourceRanges)"),
+            want=config.source_ranges,
+            commands=(("gcloud", "compute", "firewall-rules", "update", *rule,
+                       f"--source-ranges={config.source_ranges}"),),
+            what=Text("other addresses: its source ranges are updated",
+                      "d'autres adresses : ses plages sources sont mises à jour"),
         ),
-        Step(
-            "Open the port to the VM's tag",
-            (
-                "gcloud", "compute", "firewall-rules", "create", *rule, "--network=default", "--direction=INGRESS",
-                "--action=ALLOW", f"--rules=tcp:{config.port}", f"--target-tags={config.network_tag}",
-                f"--source-ranges={config.source_range}",
-            ),
-            unless=("gcloud", "compute", "firewall-rules", "describe", *rule),
-        ),
-        Step(
-            "Let the firewall follow this machine's IP",
-            ("gcloud", "compute", "firewall-rules", "update", *rule, f"--source-ranges={config.source_range}"),
-            unless=("gcloud", "compute", "firewall-rules", "describe", *rule, "--format=value(sourceRanges)"),
-            # gcloud's value() format joins a list with ";", where --source-ranges takes ",".
-            expect=str(config.source_range).replace(",", ";"),
-        ),
-    ]
+    )
 
 
 def external_ip_step(config: DeployConfig) -> Step:
-    """6. The VM's external IP (then :func:`workshop.deploy.runner.wait_for_health` polls it)."""
+    """12. The VM's external IP (then :func:`workshop.deploy.runner.wait_for_health` polls it)."""
     return Step(
-        "Read the VM's external IP",
+        Text("Read the VM's external IP", "Lire l'IP externe de la VM"),
         ("gcloud", "compute", "instances", "describe", *_vm(config),
-         "--format=get(networkInterfaces[0].accessConfigs[0].natIP)"),
+         "--format=value(networkInterfaces[0].accessConfigs[0].natIP)"),
         capture=EXTERNAL_IP,
     )
 
 
 def deploy_steps(config: DeployConfig) -> list[Step]:
-    """The whole deployment, in order (the health wait comes after these)."""
-    return [*check_steps(config), *push_steps(config), *vm_steps(config), external_ip_step(config)]
+    """The whole VM deployment, in order (the health wait comes after these)."""
+    return [
+        enable_step(config), service_account_step(config), repository_step(config), *access_steps(config),
+        *push_steps(config), api_key_step(config), vm_step(config), firewall_step(config), external_ip_step(config),
+    ]
 
 
-def key_on_vm_step(config: DeployConfig) -> Step:
+def key_on_vm_command(config: DeployConfig) -> tuple[str, ...]:
     """The API key in an existing VM's metadata (a re-run keeps it); fails when there is no VM."""
-    return Step(
-        "Read the API key of the VM, if it exists",
-        ("gcloud", "compute", "instances", "describe", *_vm(config), "--format=value(metadata.items.api-key)"),
-        capture=API_KEY,
-    )
+    return ("gcloud", "compute", "instances", "describe", *_vm(config), "--format=value(metadata.items.api-key)")
 
 
 def teardown_steps(config: DeployConfig, delete_image: bool = False, delete_repository: bool = False) -> list[Step]:
-    """7. Delete the VM and the firewall rule; the image and the repository when asked. Gone already is fine."""
+    """Delete the VM and the firewall rule; the image and the repository when asked. Gone already is fine."""
     steps = [
-        Step("Delete the VM (and its boot disk)",
+        Step(Text("Delete the VM (and its boot disk)", "Supprimer la VM (et son disque)"),
              ("gcloud", "compute", "instances", "delete", *_vm(config), "--quiet"), missing_ok=True),
-        Step("Delete the firewall rule",
+        Step(Text("Delete the firewall rule", "Supprimer la règle de pare-feu"),
              ("gcloud", "compute", "firewall-rules", "delete", config.firewall_rule, f"--project={config.project}",
               "--quiet"), missing_ok=True),
     ]
@@ -505,11 +632,11 @@ def registry_teardown_steps(config: DeployConfig, delete_image: bool, delete_rep
     """The student's image and the class's repository, when asked (both targets)."""
     steps = []
     if delete_image or delete_repository:
-        steps.append(Step("Delete the image",
+        steps.append(Step(Text("Delete the image", "Supprimer l'image"),
                           ("gcloud", "artifacts", "docker", "images", "delete", config.image_path, "--delete-tags",
                            "--quiet"), missing_ok=True))
     if delete_repository:
-        steps.append(Step("Delete the repository",
+        steps.append(Step(Text("Delete the repository", "Supprimer le dépôt"),
                           ("gcloud", "artifacts", "repositories", "delete", config.repository,
                            f"--location={config.region}", f"--project={config.project}", "--quiet"), missing_ok=True))
     return steps
@@ -517,44 +644,43 @@ def registry_teardown_steps(config: DeployConfig, delete_image: bool, delete_rep
 
 @dataclass(frozen=True)
 class Leftover:
-    """A check for one kind of resource that may be left: its command prints one line per resource left."""
+    """A check for one resource that may be left, by its exact name: its command prints the name (or the image's
+    digests) while it exists, and fails with "not found" once it is gone."""
 
-    kind: str
-    step: Step
+    kind: Text
+    command: tuple[str, ...]
     counts: bool  # whether this teardown was asked to delete it (then it decides the exit code)
 
 
 def leftover_checks(
     config: DeployConfig, delete_image: bool = False, delete_repository: bool = False
 ) -> list[Leftover]:
-    """What may still cost money after a teardown: this student's VM, disk, firewall rule, image; the repository."""
-    project = f"--project={config.project}"
+    """What may still cost money after a teardown: this student's VM, disk, firewall rule, image; the repository.
+
+    Each by its exact name (a describe), never by a list filter: gcloud sends ``--filter=name=X`` to Compute as a
+    word match, which also finds a classmate whose name starts with X and a hyphen.
+    """
+    zone = (f"--zone={config.zone}", f"--project={config.project}", "--format=value(name)")
     return [
-        _listing("VMs", ("gcloud", "compute", "instances", "list", project, f"--filter=name={config.vm_name}",
-                         "--format=value(name)"), True),
-        _listing("Boot disks", ("gcloud", "compute", "disks", "list", project, f"--filter=name={config.vm_name}",
-                                "--format=value(name)"), True),
-        _listing("Firewall rules", ("gcloud", "compute", "firewall-rules", "list", project,
-                                    f"--filter=name={config.firewall_rule}", "--format=value(name)"), True),
+        Leftover(Text("VMs", "VM"), ("gcloud", "compute", "instances", "describe", config.vm_name, *zone), True),
+        Leftover(Text("Boot disks", "Disques"), ("gcloud", "compute", "disks", "describe", config.vm_name, *zone),
+                 True),
+        Leftover(Text("Firewall rules", "Règles de pare-feu"),
+                 ("gcloud", "compute", "firewall-rules", "describe", config.firewall_rule,
+                  f"--project={config.project}", "--format=value(name)"), True),
         *registry_leftover_checks(config, delete_image, delete_repository),
     ]
-
-
-def _listing(kind: str, command: tuple[str, ...], counts: bool) -> Leftover:
-    return Leftover(kind, Step(f"Left: {kind}", command, missing_ok=True), counts)
 
 
 def registry_leftover_checks(config: DeployConfig, delete_image: bool, delete_repository: bool) -> list[Leftover]:
     """The student's image and the class's repository (both targets); they count only when asked to go."""
     return [
-        _listing("Images", ("gcloud", "artifacts", "docker", "images", "list", config.image_path,
-                            "--format=value(version)"), delete_image or delete_repository),
-        _listing("Repository (shared by the class)", ("gcloud", "artifacts", "repositories", "describe",
-                                                      config.repository, f"--location={config.region}",
-                                                      f"--project={config.project}", "--format=value(name)"),
-                 delete_repository),
+        Leftover(Text("Images", "Images"), ("gcloud", "artifacts", "docker", "images", "list", config.image_path,
+                                            "--format=value(version)"), delete_image or delete_repository),
+        Leftover(Text("Repository (shared by the class)", "Dépôt (partagé par la classe)"),
+                 ("gcloud", "artifacts", "repositories", "describe", config.repository, f"--location={config.region}",
+                  f"--project={config.project}", "--format=value(name)"), delete_repository),
     ]
-
 
 
 # ------------------------------------------------------------------------------------------- Cloud Run
@@ -586,13 +712,14 @@ def cloud_run_deploy_step(config: DeployConfig) -> Step:
     """``gcloud run deploy`` of the pushed image, by digest, unless the service already runs it as configured."""
     fingerprint = cloud_run_fingerprint(config)
     return Step(
-        "Deploy the Cloud Run service (a new revision when the image or a setting changed)",
+        Text("Deploy the Cloud Run service (a new revision when the image or a setting changed)",
+             "Déployer le service Cloud Run (une nouvelle révision quand l'image ou un réglage change)"),
         (
             "gcloud", "run", "deploy", *_service(config), f"--image={config.pinned_image}",
             f"--port={config.port}", f"--cpu={config.cpu}", f"--memory={config.memory}",
-            # One instance takes as many requests at once as the server's own queue lets wait
-            # (WORKSHOP_MAX_PENDING_PREDICTIONS): fewer, and Cloud Run would start instances while one still
-            # had room; more, and the extra requests would get the server's 503 "busy" instead of a new instance.
+            # At most this many requests at once in one instance: the server's own queue
+            # (WORKSHOP_MAX_PENDING_PREDICTIONS), so a request Cloud Run sends never meets the server's 503 "busy".
+            # Cloud Run starts more instances when the ones running near it, or near 60 % of their CPU.
             f"--concurrency={config.concurrency}",
             # Min 0: no request, no instance, nothing billed (the price: a cold start). Max: the cost guard.
             "--min-instances=0", f"--max-instances={config.max_instances}",
@@ -605,28 +732,45 @@ def cloud_run_deploy_step(config: DeployConfig) -> Step:
             # and a role for the service's identity; here IAM is the lock and the key a second one, as on the VM.
             f"--set-env-vars=WORKSHOP_API_KEY={var(API_KEY)}",
         ),
-        unless=("gcloud", "run", "services", "describe", *_service(config),
-                "--format=csv[no-heading](spec.template.spec.containers[0].image,metadata.labels.workshop-config)"),
-        expect=f"{config.pinned_image},{fingerprint}",
+        done=Check(("gcloud", "run", "services", "describe", *_service(config),
+                    "--format=value(spec.template.spec.containers[0].image,metadata.labels.workshop-config)"),
+                   expect=f"{config.pinned_image}\t{fingerprint}"),
+    )
+
+
+def teacher_invoker_step(config: DeployConfig) -> Step:
+    """The teacher may call the service too (their Teacher page and ``workshop check --roster`` grade it)."""
+    member, role = f"user:{config.teacher_account}", "roles/run.invoker"
+    return Step(
+        Text("Let the teacher call the service", "Autoriser l'enseignant à appeler le service"),
+        ("gcloud", "run", "services", "add-iam-policy-binding", *_service(config), f"--member={member}",
+         f"--role={role}", "--format=none"),
+        done=_granted(("gcloud", "run", "services", "get-iam-policy", *_service(config)), role, member),
     )
 
 
 def cloud_run_deploy_steps(config: DeployConfig) -> list[Step]:
-    """The whole Cloud Run deployment: checks, the shared registry steps, the service, its URL."""
-    return [
-        *check_steps(config, apis=CLOUD_RUN_APIS),
-        *registry_steps(config),
-        Step("Read the API key (kept out of the printed plan)", ("cat", str(config.api_key_file)), capture=API_KEY),
-        cloud_run_deploy_step(config),
-        Step("Read the service's URL (it answers only to callers IAM lets in)",
-             ("gcloud", "run", "services", "describe", *_service(config), "--format=value(status.url)"),
-             capture=SERVICE_URL),
+    """The whole Cloud Run deployment: the APIs, the shared registry steps, the service, its URL.
+
+    No service-account step: without the default compute service account, ``gcloud run deploy`` itself stops and
+    says so, where a VM would be created without scopes and fail later, silently.
+    """
+    steps = [
+        enable_step(config, CLOUD_RUN_APIS), repository_step(config),
+        *push_steps(config), api_key_step(config), cloud_run_deploy_step(config),
     ]
+    if config.teacher_account:
+        steps.append(teacher_invoker_step(config))
+    steps.append(Step(Text("Read the service's URL (it answers only to callers IAM lets in)",
+                           "Lire l'URL du service (il ne répond qu'aux appelants admis par IAM)"),
+                      ("gcloud", "run", "services", "describe", *_service(config), "--format=value(status.url)"),
+                      capture=SERVICE_URL))
+    return steps
 
 
 def proxy_command(config: DeployConfig) -> str:
     """How the student reaches the service: gcloud signs each request with their identity, on localhost."""
-    return _shell_line(("gcloud", "run", "services", "proxy", *_service(config), f"--port={PROXY_PORT}"))
+    return command_text(("gcloud", "run", "services", "proxy", *_service(config), f"--port={PROXY_PORT}"))
 
 
 def cloud_run_teardown_steps(
@@ -634,8 +778,8 @@ def cloud_run_teardown_steps(
 ) -> list[Step]:
     """Delete the service (its revisions go with it); the image and the repository when asked."""
     return [
-        Step("Delete the Cloud Run service", ("gcloud", "run", "services", "delete", *_service(config), "--quiet"),
-             missing_ok=True),
+        Step(Text("Delete the Cloud Run service", "Supprimer le service Cloud Run"),
+             ("gcloud", "run", "services", "delete", *_service(config), "--quiet"), missing_ok=True),
         *registry_teardown_steps(config, delete_image, delete_repository),
     ]
 
@@ -645,8 +789,7 @@ def cloud_run_leftover_checks(
 ) -> list[Leftover]:
     """What may still cost money after a Cloud Run teardown: this student's service and image; the repository."""
     return [
-        _listing("Cloud Run services", ("gcloud", "run", "services", "list", f"--region={config.region}",
-                                        f"--project={config.project}", f"--filter=metadata.name={config.service_name}",
-                                        "--format=value(metadata.name)"), True),
+        Leftover(Text("Cloud Run services", "Services Cloud Run"),
+                 ("gcloud", "run", "services", "describe", *_service(config), "--format=value(metadata.name)"), True),
         *registry_leftover_checks(config, delete_image, delete_repository),
     ]

@@ -7,7 +7,9 @@ the roster). The grading is ``workshop check --roster``'s own
 
 The checks run on the server that runs Streamlit, not in the browser: the
 students' URLs must be reachable from there (a VM's public address is, from a
-codespace or a laptop alike).
+codespace or a laptop alike). A Cloud Run service also checks the caller's
+Google identity: the page sends the identity token of that server's gcloud
+account to Cloud Run URLs (and to no other).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from workshop.check import (
     RosterError,
     RosterResult,
     check_roster,
+    identity_token,
+    is_cloud_run,
     parallel_checks,
     parse_roster,
     roster_csv,
@@ -79,9 +83,16 @@ def roster_source() -> tuple[str | bytes, str, str] | None:
 def grade(entries: list[RosterEntry]) -> Grading:
     """Check every deployment of the roster, a few at a time, as ``workshop check --roster`` does."""
     workers = parallel_checks(DEFAULT_WORKERS, len(entries))
+    token = None
+    if any(is_cloud_run(entry.url) for entry in entries):
+        # Cloud Run checks the caller's Google identity: this server's gcloud account, which each student lets in.
+        token = identity_token()
+        if token is None:
+            st.warning("The roster has Cloud Run URLs, but gcloud gives no identity token on the machine that runs "
+                       "this page: log in there (`gcloud auth login`) with the account your students let in.")
     started = time.monotonic()
     with st.spinner(f"Checking {len(entries)} deployments, {workers} at a time..."):
-        results = check_roster(entries, workers=workers)
+        results = check_roster(entries, workers=workers, identity_token=token)
     return Grading(tuple(entries), results, time.time(), time.monotonic() - started)
 
 
