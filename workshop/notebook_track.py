@@ -240,8 +240,11 @@ def student_version(notebook: dict, language: str) -> dict:
 
 
 def render(notebook: dict) -> str:
-    """The file's text, as Jupyter writes it (so that saving it in Jupyter changes nothing)."""
-    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+    """The file's text, as Jupyter writes it (so that saving it in Jupyter changes nothing): nbformat's JSON, with
+    every cell's text as a list of lines."""
+    import nbformat
+
+    return nbformat.writes(nbformat.from_dict(notebook), version=nbformat.NO_CONVERT) + "\n"
 
 
 def expected_student_files(root: Path | None = None) -> dict[Path, str]:

@@ -346,7 +346,9 @@ def with_time_line(notebook: dict, timing: NotebookTiming, language: str) -> dic
     """The notebook with its first cell's time line replaced by the model's."""
     first = notebook["cells"][0]
     prefix = re.escape(TEXT[language]["time_prefix"])
-    text, count = re.subn(rf"^{prefix}.*$", time_line(timing, language), source(first), count=1, flags=re.M)
+    # The whole paragraph: a hand-written time line may run over several lines.
+    text, count = re.subn(rf"^{prefix}.*(?:\n[^\n]+)*", time_line(timing, language), source(first), count=1,
+                          flags=re.M)
     if not count:
         raise ValueError(f"{timing.name}: the first cell has no line starting with {TEXT[language]['time_prefix']}")
     first["source"] = text
