@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from tests.support import DOCKER_BASE_IMAGE
+from support import DOCKER_BASE_IMAGE
 from workshop.checkpoints import CheckpointFailed
 from workshop.checkpoints import containers as check
 from workshop.services import BackgroundService, free_port

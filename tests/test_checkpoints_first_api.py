@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from support import REPO_ROOT
 from workshop.checkpoints import CheckpointFailed
 from workshop.checkpoints import first_api as check
 from workshop.checkpoints.servers import shown_command

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from support import REPO_ROOT
 from workshop import lab
 from workshop.checkpoints import LANGUAGE_VARIABLE
 from workshop.settings import BUNDLED_MODEL

@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tests.support import REPO_ROOT
+from support import REPO_ROOT
 from workshop.containers import docker_available
 from workshop.notebook_track import LANGUAGES, core_version, notebook_environment, solution_notebooks
 

@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tests.support import REPO_ROOT
+from support import REPO_ROOT
 from workshop.notebook_track import (
     BEGIN,
     CHECKPOINT_TAG,

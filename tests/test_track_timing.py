@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from support import REPO_ROOT
 from workshop import track_timing as timing
 from workshop.notebook_track import LANGUAGES, STRETCH_TAG, render
 
