@@ -27,7 +27,7 @@ from workshop.engines.letterbox import Letterbox, letterbox
 from workshop.engines.postprocess import decode_output, non_max_suppression
 from workshop.imaging import encode_image
 from workshop.registry import ModelRegistry, ModelUnavailableError, bundled_weights_path
-from workshop.samples import shapes_sample
+from workshop.samples import photo, shapes_sample
 from workshop.schemas import Detection
 from workshop.settings import Settings
 
@@ -367,10 +367,8 @@ YOLO26_STRIDES = [8, 16, 32]
 
 
 def _yolo26_pictures() -> dict[str, Image.Image]:
-    """A real photograph (scikit-image's cat, 451x300: letterboxed with padding) and a generated 4:3 shapes picture."""
-    from skimage import data
-
-    return {"chelsea": Image.fromarray(data.chelsea()), "shapes": shapes_sample(seed=5, width=640, height=480).image}
+    """A real photograph (the sample cat, 451x300: letterboxed with padding) and a generated 4:3 shapes picture."""
+    return {"chelsea": photo("cat"), "shapes": shapes_sample(seed=5, width=640, height=480).image}
 
 
 def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
@@ -389,7 +387,6 @@ def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
     from itself, fused or not, by 3 px); trained networks are not that ill-conditioned.
     """
     import torch
-    from skimage import data
 
     from workshop.yolo_env import import_yolo
 
@@ -404,8 +401,8 @@ def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
         norm.momentum = None  # a plain average over the pictures
     yolo.model.train()
     with torch.no_grad():
-        for photograph in (data.astronaut(), data.coffee()):
-            yolo.model(torch.from_numpy(letterbox(Image.fromarray(photograph), 640)[0]))
+        for photograph in (photo("astronaut"), photo("coffee")):
+            yolo.model(torch.from_numpy(letterbox(photograph, 640)[0]))
     for norm in norms:
         norm.momentum = 0.1
         norm.running_var.clamp_(min=0.1)
