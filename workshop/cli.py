@@ -153,8 +153,8 @@ def _preload(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    """Export models for the ONNX Runtime / OpenVINO engines into the cache (the lean image does it at build time)."""
-    from workshop.engines.export import export_model, find_export
+    """Export models for the ONNX Runtime / OpenVINO engines into the cache (the back-end image serves these)."""
+    from workshop.engines.export import ensure_export
     from workshop.registry import ModelError, ModelRegistry
     from workshop.settings import get_settings
 
@@ -165,15 +165,16 @@ def _export(args: argparse.Namespace) -> int:
         for engine in args.engines:
             try:
                 spec = registry.spec(name)
-                directory = find_export(settings.exports_dir, name, engine, spec.weights)
-                verb = "cached"
-                if directory is None or args.force:
-                    directory = export_model(spec.weights, name, engine, settings.exports_dir, args.image_size)
-                    verb = "exported"
-                print(f"{verb} {name} for {engine}: {directory}")
+                directory, made = ensure_export(
+                    spec.weights, name, engine, settings.exports_dir, args.image_size, force=args.force
+                )
+                print(f"{'exported' if made else 'cached'} {name} for {engine}: {directory}")
             except ModelError as error:
-                print(f"error {name} for {engine}: {error}", file=sys.stderr)
-                status = 1
+                if args.allow_missing:
+                    print(f"skipped {name} for {engine}: {error}")
+                else:
+                    print(f"error {name} for {engine}: {error}", file=sys.stderr)
+                    status = 1
     return status
 
 
@@ -497,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--engines", nargs="+", choices=["onnx", "openvino"], default=["onnx", "openvino"])
     export.add_argument("--image-size", type=int, help="input size of the export (default: the model's training size)")
     export.add_argument("--force", action="store_true", help="export again even when a matching export is cached")
+    export.add_argument(
+        "--allow-missing", action="store_true", help="skip (exit 0) models whose weights cannot be had, e.g. offline"
+    )
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="benchmark the engines and the API on this machine (docs/benchmarks.md)")
