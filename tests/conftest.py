@@ -29,7 +29,7 @@ from workshop.services import BackgroundService, start_backend  # noqa: E402
 from workshop.settings import BUNDLED_MODEL, Settings  # noqa: E402
 
 from support import (  # noqa: E402  (tests/ is on sys.path under pytest)
-    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, PROJECT_SOURCE, REPO_ROOT,
+    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, build_image,
 )
 
 
@@ -129,16 +129,22 @@ def docker_build_args() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def backend_image(docker_engine: None) -> str:
-    """The back-end image, built on the local base image (cached layers make a rebuild quick)."""
+    """The back-end image (backend/Dockerfile: ONNX Runtime, no PyTorch), as compose builds it (cached layers)."""
+    tag = "deploy-ml-workshop/backend:test"
+    build_image("backend/Dockerfile", tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def pytorch_backend_image(docker_engine: None) -> Iterator[str]:
+    """The image with PyTorch (backend/Dockerfile.pytorch): 7 GB with PyPI's PyTorch, removed at the end."""
     import subprocess
 
-    tag = "deploy-ml-workshop/backend:test"
-    subprocess.run(
-        ["docker", "build", "-q", "-f", "backend/Dockerfile", "-t", tag,
-         "--build-arg", f"BASE_IMAGE={DOCKER_BASE_IMAGE}", "--build-arg", f"TORCH_INDEX_URL={DOCKER_TORCH_INDEX_URL}", "."],
-        cwd=REPO_ROOT, check=True, capture_output=True, timeout=3600,
-    )
-    return tag
+    tag = "deploy-ml-workshop/backend:pytorch-test"
+    seconds = build_image("backend/Dockerfile.pytorch", tag, TORCH_INDEX_URL=DOCKER_TORCH_INDEX_URL)
+    print(f"\nPyTorch image build: {seconds:.1f} s")
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
 
 @pytest.fixture(scope="session")
@@ -159,29 +165,3 @@ def yolo26n_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("yolo26n") / "yolo26n.pt"
     import_yolo()("yolo26n.yaml").save(path)
     return path
-
-
-
-
-@pytest.fixture(scope="session")
-def lean_backend_image(backend_image: str) -> Iterator[str]:
-    """The lean back-end image (no PyTorch, about a ninth of the back-end image), exported from it; removed at the end."""
-    import subprocess
-    import time
-
-    tag = "deploy-ml-workshop/backend:lean-test"
-    started = time.perf_counter()
-    subprocess.run(
-        ["docker", "build", "-q", "-f", "backend/Dockerfile.lean", "-t", tag,
-         "--build-arg", f"BASE_IMAGE={DOCKER_BASE_IMAGE}", "--build-arg", f"FULL_IMAGE={backend_image}", "."],
-        cwd=REPO_ROOT, check=True, capture_output=True, timeout=3600,
-    )
-    print(f"\nlean image build: {time.perf_counter() - started:.1f} s")
-    yield tag
-    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
-    # The legacy builder keeps the builder stage as an untagged image (the full image plus the
-    # exports): remove this project's untagged images, so repeated runs do not fill the disk.
-    subprocess.run(
-        ["docker", "image", "prune", "-f", "--filter", f"label=org.opencontainers.image.source={PROJECT_SOURCE}"],
-        capture_output=True,
-    )

@@ -103,10 +103,13 @@ def test_the_load_generator_targets_only_loopback_and_stops_on_time(live_server)
 
 def test_dockerfile_requirements_expand_the_extras() -> None:
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    lean = requirements(pyproject, "serve-lean")
-    full = requirements(pyproject, "serve")
-    assert any(r.startswith("openvino") for r in lean) and not any(r.startswith("torch") for r in lean)
-    assert set(lean) < set(full) and any(r.startswith("torch") for r in full)
+    serve = requirements(pyproject, "serve")  # the back-end image: ONNX Runtime only
+    full = requirements(pyproject, "serve-pytorch")  # the PyTorch image, and the venv
+    names = {extra: {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0] for line in lines} for extra, lines in
+             (("serve", serve), ("full", full))}
+    assert "onnxruntime" in names["serve"] and not {"torch", "openvino", "ultralytics", "opencv-python"} & names["serve"]
+    assert set(serve) < set(full) and {"torch", "ultralytics", "openvino"} <= names["full"]
     assert not any(r.startswith("deploy-ml-workshop") for r in full)
+    assert "pyproject.toml serve >" in (Path(__file__).resolve().parents[1] / "backend" / "Dockerfile").read_text()
     with pytest.raises(KeyError, match="no extra"):
         requirements(pyproject, "nope")
