@@ -197,6 +197,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_images(args: argparse.Namespace) -> int:
+    """Measure the images of a baseline commit and of this one, side by side; write docs/benchmarks.md's section."""
+    from workshop.bench.images import ImageBenchConfig, render_section, run_image_benchmark, write_section
+
+    config = ImageBenchConfig(
+        baseline=args.baseline, candidate=args.candidate, runs=args.runs, cpu_torch_wheel=args.cpu_torch_wheel,
+        docker_lock=args.docker_lock,
+    )
+    command = "workshop bench-images" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
+    section = render_section(run_image_benchmark(config, progress=lambda line: print(line, flush=True), command=command))
+    write_section(Path(args.output), section)
+    print(section)
+    print(f"Section written to {args.output}")
+    return 0
+
+
 def _user_counts(text: str) -> list[int]:
     """``--steps 1,2,4,8`` as a list of user counts, each at least 1."""
     try:
@@ -516,6 +532,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--containers", nargs="*", default=[], help="image tags whose cold start to measure")
     bench.add_argument("--output", default="docs/benchmarks.md")
     bench.set_defaults(handler=_bench)
+
+    images = commands.add_parser(
+        "bench-images", help="measure the images of a baseline commit and of this one, side by side (docs/benchmarks.md)"
+    )
+    images.add_argument("--baseline", default="main", help="git ref of the baseline, today's images (default: main)")
+    images.add_argument("--candidate", default="HEAD", help="git ref measured against it (default: HEAD)")
+    images.add_argument("--runs", type=_positive_int, default=3, help="starts timed per figure, the median kept")
+    images.add_argument("--cpu-torch-wheel", type=Path,
+                        help="a CPU build of PyTorch (wheel file) for the codespace-like venv whose disk is measured")
+    images.add_argument("--docker-lock", type=Path, help="a lock file to hold while using a shared Docker engine")
+    images.add_argument("--output", default="docs/benchmarks.md", help="the file whose '## Images' section is written")
+    images.set_defaults(handler=_bench_images)
 
     loadtest = commands.add_parser(
         "loadtest", help="load-test a back-end with Locust and plot latency and throughput against users",
