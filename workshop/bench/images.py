@@ -89,7 +89,7 @@ class ImageSet:
     commit: str
     tag: str
     cold_build_s: float = 0.0
-    rebuild_s: dict[str, float] = field(default_factory=dict)
+    rebuild_s: dict[str, list[float]] = field(default_factory=dict)
     up_s: list[float] = field(default_factory=list)
     first_predict_s: list[float] = field(default_factory=list)
     layers: dict[str, tuple[int, list[tuple[int, str]]]] = field(default_factory=dict)
@@ -173,10 +173,10 @@ def compose_up_seconds(stack: ComposeStack, timeout: float = 300) -> float:
     return time.perf_counter() - started
 
 
-def one_line_change(directory: Path) -> None:
+def one_line_change(directory: Path, number: int) -> None:
     """A one-line change of the code both images copy: what a student's edit costs the next build."""
     settings = directory / "workshop" / "settings.py"
-    settings.write_text(settings.read_text() + "# one-line change: the benchmark's rebuild\n")
+    settings.write_text(settings.read_text() + f"# one-line change {number}: the benchmark's rebuild\n")
 
 
 class LoopbackRegistry:
@@ -242,10 +242,12 @@ def measure_images(
         progress(f"{image_set.label}: push of the back-end to a registry on loopback")
         image_set.pushed_bytes, image_set.push_s = registry.push(image_set.image("backend"), f"bench/backend:{image_set.tag}")
         progress(f"  {image_set.pushed_bytes / 1e6:.0f} MB in {image_set.push_s:.1f} s")
-    one_line_change(directory)
-    for service in SERVICES:
-        image_set.rebuild_s[service] = _compose(stack, "build", service)
-        progress(f"  rebuild of {service} after a one-line change: {image_set.rebuild_s[service]:.1f} s")
+    for run_number in range(config.runs):
+        one_line_change(directory, run_number)
+        for service in SERVICES:
+            seconds = _compose(stack, "build", service)
+            image_set.rebuild_s.setdefault(service, []).append(seconds)
+            progress(f"  rebuild of {service} after a one-line change: {seconds:.1f} s")
 
 
 def images_bytes(images: list[str], base_image: str) -> int:
@@ -316,6 +318,18 @@ def _online_weights(directory: Path, work: Path, progress: Callable[[str], None]
     return sum(_du(folder) for folder, _ in folders)
 
 
+def remove_left_behind(before: set[str]) -> None:
+    """Remove the untagged images this run left (earlier builds of a tag, the legacy builder's stages).
+
+    Only those made during the run from this project's Dockerfiles: others' images are not touched.
+    """
+    for image in set(run(["docker", "images", "-a", "-q", "--no-trunc", "--filter", "dangling=true"]).split()) - before:
+        history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
+                                 capture_output=True, text=True).stdout
+        if "extras.py pyproject.toml" in history or "/package/workshop" in history or "nginx" in history:
+            subprocess.run(["docker", "rmi", image], capture_output=True)
+
+
 @contextlib.contextmanager
 def docker_lock(path: Path | None) -> Iterator[None]:
     """Hold ``path`` locked (flock) while using a Docker engine that others share; no lock when None."""
@@ -339,13 +353,14 @@ def run_image_benchmark(
             ImageSet("this branch", config.candidate, "", "bench-new")]
     with tempfile.TemporaryDirectory(prefix="workshop-bench-images-", dir=config.work_dir) as scratch:
         work = Path(scratch)
-        directories = {}
+        directories: dict[str, Path] = {}
         for image_set in sets:
             directories[image_set.tag] = work / image_set.tag
             image_set.commit = checkout(image_set.ref, directories[image_set.tag])
         candidate = sets[-1]
         disk = python_disk(directories[candidate.tag], config, work, progress)
         with docker_lock(config.docker_lock):
+            before = set(run(["docker", "images", "-a", "-q", "--no-trunc"]).split())
             (work / "registry").mkdir()
             registry = LoopbackRegistry(work / "registry") if REGISTRY_BINARY.exists() else None
             try:
@@ -365,6 +380,7 @@ def run_image_benchmark(
                     registry.stop()
                 for image in [s.image(service) for s in sets for service in SERVICES] + [LOADBALANCER]:
                     subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+                remove_left_behind(before)
     return ImageBenchResults(config, sets, disk, round(time.perf_counter() - started, 1), command)
 
 
@@ -400,9 +416,9 @@ def goal_rows(results: ImageBenchResults) -> list[str]:
          f"≤ {_mb(GOALS['pushed_bytes'])}", 0 < new.pushed_bytes <= GOALS["pushed_bytes"]),
         ("cold build of both images (`compose build --no-cache`)", f"{old.cold_build_s:.0f} s",
          f"{new.cold_build_s:.0f} s", f"≤ {GOALS['cold_build_s']:.0f} s", new.cold_build_s <= GOALS["cold_build_s"]),
-        ("rebuild after a one-line code change (back-end, front-end)",
-         ", ".join(f"{old.rebuild_s[s]:.1f} s" for s in SERVICES), ", ".join(f"{new.rebuild_s[s]:.1f} s" for s in SERVICES),
-         f"≤ {GOALS['rebuild_s']:.0f} s each", max(new.rebuild_s.values()) <= GOALS["rebuild_s"]),
+        ("rebuild after a one-line code change (back-end; front-end)",
+         "; ".join(seconds(old.rebuild_s[s]) for s in SERVICES), "; ".join(seconds(new.rebuild_s[s]) for s in SERVICES),
+         f"≤ {GOALS['rebuild_s']:.0f} s each", max(_median(new.rebuild_s[s]) for s in SERVICES) <= GOALS["rebuild_s"]),
         ("`compose up` → front-end answers and back-end `/ready`", seconds(old.up_s), seconds(new.up_s),
          f"≤ {GOALS['up_s']:.0f} s", _median(new.up_s) <= GOALS["up_s"]),
         ("`docker run` → first 200 on `/predict` (back-end)", seconds(old.first_predict_s, 2),
