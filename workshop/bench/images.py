@@ -51,6 +51,9 @@ SERVICES = ("backend", "frontend")
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 LOADBALANCER = "deploy-ml-workshop/loadbalancer:bench"
 PIP_CACHE = "pip's cache"
+#: PyTorch, and CUDA's packages that PyPI's PyTorch requires and its CPU build does not (nvidia-ml-py, which
+#: Ultralytics asks for, is a small binding to the GPU driver, not part of CUDA).
+CUDA_OR_TORCH = re.compile(r"(torch|torchvision|triton|cuda-|nvidia-(?!ml-py))\b", re.IGNORECASE)
 
 #: The goals (issue "Small images, fast builds"), in bytes and seconds.
 GOALS = {
@@ -281,7 +284,7 @@ def python_disk(directory: Path, config: ImageBenchConfig, work: Path, progress:
     torch_version = wheel.name.split("-")[1]  # e.g. 2.13.0+cpu
     minor = int(torch_version.split(".")[1])
     constraints = [line for line in (directory / "requirements" / "constraints.txt").read_text().splitlines()
-                   if not re.match(r"(torch|torchvision|nvidia-|cuda-|triton)\b", line, re.IGNORECASE)]
+                   if not CUDA_OR_TORCH.match(line)]
     constraints += [f"torch=={torch_version}", f"torchvision==0.{minor + 15}.*"]  # torch 2.N goes with 0.(N+15)
     (work / "constraints.txt").write_text("\n".join(constraints) + "\n")
     venv, cache = work / "venv", work / "pip-cache"
@@ -290,7 +293,7 @@ def python_disk(directory: Path, config: ImageBenchConfig, work: Path, progress:
     run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--cache-dir", str(cache), "--find-links",
          str(wheel.parent), "-c", str(work / "constraints.txt"), "-e", f"{directory}[dev]"], timeout=3600)
     installed = run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"])
-    if re.search(r"^(nvidia-|triton)", installed, re.MULTILINE | re.IGNORECASE):
+    if any(CUDA_OR_TORCH.match(line) and not line.lower().startswith("torch") for line in installed.splitlines()):
         raise RuntimeError("CUDA's packages came in with PyTorch: the venv is not a CPU one")
     disk.parts["the venv"] = _du(venv)
     disk.notes["the venv"] = (f"`.[dev]` really installed with the pins, PyTorch {torch_version} from the CPU "
