@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import requests
 
@@ -290,19 +291,38 @@ def python_disk(directory: Path, config: ImageBenchConfig, work: Path, progress:
     venv, cache = work / "venv", work / "pip-cache"
     progress(f"codespace-like venv: the dev extra, with {wheel.name}")
     run([sys.executable, "-m", "venv", str(venv)])
+    report = work / "pip-report.json"
     run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--cache-dir", str(cache), "--find-links",
-         str(wheel.parent), "-c", str(work / "constraints.txt"), "-e", f"{directory}[dev]"], timeout=3600)
+         str(wheel.parent), "-c", str(work / "constraints.txt"), "--report", str(report), "-e", f"{directory}[dev]"],
+        timeout=3600)
     installed = run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"])
     if any(CUDA_OR_TORCH.match(line) and not line.lower().startswith("torch") for line in installed.splitlines()):
         raise RuntimeError("CUDA's packages came in with PyTorch: the venv is not a CPU one")
     disk.parts["the venv"] = _du(venv)
     disk.notes["the venv"] = (f"`.[dev]` really installed with the pins, PyTorch {torch_version} from the CPU "
                               "index's wheel (the pinned version's CPU build cannot be reached here)")
-    disk.parts[PIP_CACHE], disk.notes[PIP_CACHE] = _du(cache), "what that install downloaded and kept"
+    disk.parts[PIP_CACHE], disk.notes[PIP_CACHE] = downloaded_bytes(report), (
+        "the wheels that install took, added up from pip's report: what its cache keeps once it has "
+        "downloaded them (here some came from a local mirror, which it does not cache)")
     progress(f"  venv {_mb(disk.parts['the venv'])}, pip's cache {_mb(disk.parts[PIP_CACHE])}")
     shutil.rmtree(venv)
-    shutil.rmtree(cache)
+    shutil.rmtree(cache, ignore_errors=True)
     return disk
+
+
+def downloaded_bytes(report: Path) -> int:
+    """The bytes of the wheels a ``pip install --report`` took: what pip's cache holds once it downloaded them.
+
+    Local files (a mirror on this machine, the CPU wheel) by their size; the index's by their Content-Length.
+    """
+    total = 0
+    for item in json.loads(report.read_text())["install"]:
+        url = item.get("download_info", {}).get("url", "")
+        if url.startswith("file://") and Path(unquote(url.removeprefix("file://"))).is_file():
+            total += Path(unquote(url.removeprefix("file://"))).stat().st_size
+        elif url.startswith("https://"):
+            total += int(requests.head(url, timeout=30, allow_redirects=True).headers.get("Content-Length", 0))
+    return total
 
 
 def _online_weights(directory: Path, work: Path, progress: Callable[[str], None]) -> int:
