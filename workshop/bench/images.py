@@ -476,7 +476,8 @@ def render_section(results: ImageBenchResults) -> str:
         "loopback received for the back-end (its compressed layers and config, from the manifest); `compose up` is "
         "timed to the front-end's `/_stcore/health` and the back-end's `/ready` both answering 200 (the front-end "
         "starts once the back-end's health check passes); the first prediction is `container_cold_start`'s, as in "
-        "the cold-start table above. The machine is shared by other work: timings are this run's.",
+        "the cold-start table above. The machine is shared by other work: timings are this run's. (Image figures "
+        "above this section come from `workshop bench --containers`, on the images of the day it ran.)",
         "",
         *goal_rows(results),
         "",
