@@ -135,9 +135,10 @@ def backend_image(docker_engine: None) -> str:
     return tag
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pytorch_backend_image(docker_engine: None) -> Iterator[str]:
-    """The image with PyTorch (backend/Dockerfile.pytorch): 7 GB with PyPI's PyTorch, removed at the end."""
+    """The image with PyTorch (backend/Dockerfile.pytorch): 7 GB with PyPI's PyTorch, removed after the module
+    that uses it, so that the tests after it have the disk."""
     import subprocess
 
     tag = "deploy-ml-workshop/backend:pytorch-test"
