@@ -4,6 +4,9 @@
 #   scripts/setup.sh          # back-end and front-end (extra "all")
 #   scripts/setup.sh dev      # plus everything the tests need
 #
+# Then, with network, it exports the public default model (yolo26n) to ONNX into weights/exports,
+# where the back-end image finds it: that image has no PyTorch to export it (backend/Dockerfile).
+#
 # PyTorch comes from PyPI by default. To get the smaller CPU-only build instead,
 # set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu before running this.
 set -euo pipefail
@@ -33,4 +36,6 @@ target=".[$extras]"
 echo "==> Installing $target (pinned by requirements/constraints.txt)"
 "$venv/bin/python" -m pip install "${pip_args[@]}" --upgrade pip
 "$venv/bin/python" -m pip install "${pip_args[@]}" -c requirements/constraints.txt -e "$target"
+echo "==> Exporting yolo26n for the back-end image into weights/exports (skipped offline)"
+WORKSHOP_WEIGHTS_DIR=weights "$venv/bin/workshop" export yolo26n --engines onnx --allow-missing
 echo "==> Ready: $("$venv/bin/workshop" --version)"

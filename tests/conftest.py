@@ -30,7 +30,7 @@ from workshop.settings import BUNDLED_MODEL, Settings  # noqa: E402
 
 from ci_skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401  (hooks: 0 skips in CI)
 from support import (  # noqa: E402  (tests/ is on sys.path under pytest)
-    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, PROJECT_SOURCE, REPO_ROOT, missing_tool,
+    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, REPO_ROOT, build_image, missing_tool,
 )
 
 
@@ -126,16 +126,23 @@ def docker_build_args() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def backend_image(docker_engine: None) -> str:
-    """The back-end image, built on the local base image (cached layers make a rebuild quick)."""
+    """The back-end image (backend/Dockerfile: ONNX Runtime, no PyTorch), as compose builds it (cached layers)."""
+    tag = "deploy-ml-workshop/backend:test"
+    build_image("backend/Dockerfile", tag)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def pytorch_backend_image(docker_engine: None) -> Iterator[str]:
+    """The image with PyTorch (backend/Dockerfile.pytorch): 7 GB with PyPI's PyTorch, removed after the module
+    that uses it, so that the tests after it have the disk."""
     import subprocess
 
-    tag = "deploy-ml-workshop/backend:test"
-    subprocess.run(
-        ["docker", "build", "-q", "-f", "backend/Dockerfile", "-t", tag,
-         "--build-arg", f"BASE_IMAGE={DOCKER_BASE_IMAGE}", "--build-arg", f"TORCH_INDEX_URL={DOCKER_TORCH_INDEX_URL}", "."],
-        cwd=REPO_ROOT, check=True, capture_output=True, timeout=3600,
-    )
-    return tag
+    tag = "deploy-ml-workshop/backend:pytorch-test"
+    seconds = build_image("backend/Dockerfile.pytorch", tag, TORCH_INDEX_URL=DOCKER_TORCH_INDEX_URL)
+    print(f"\nPyTorch image build: {seconds:.1f} s")
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
 
 @pytest.fixture(scope="session")
@@ -156,29 +163,3 @@ def yolo26n_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("yolo26n") / "yolo26n.pt"
     import_yolo()("yolo26n.yaml").save(path)
     return path
-
-
-
-
-@pytest.fixture(scope="session")
-def lean_backend_image(backend_image: str) -> Iterator[str]:
-    """The lean back-end image (no PyTorch, about a ninth of the back-end image), exported from it; removed at the end."""
-    import subprocess
-    import time
-
-    tag = "deploy-ml-workshop/backend:lean-test"
-    started = time.perf_counter()
-    subprocess.run(
-        ["docker", "build", "-q", "-f", "backend/Dockerfile.lean", "-t", tag,
-         "--build-arg", f"BASE_IMAGE={DOCKER_BASE_IMAGE}", "--build-arg", f"FULL_IMAGE={backend_image}", "."],
-        cwd=REPO_ROOT, check=True, capture_output=True, timeout=3600,
-    )
-    print(f"\nlean image build: {time.perf_counter() - started:.1f} s")
-    yield tag
-    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
-    # The legacy builder keeps the builder stage as an untagged image (the full image plus the
-    # exports): remove this project's untagged images, so repeated runs do not fill the disk.
-    subprocess.run(
-        ["docker", "image", "prune", "-f", "--filter", f"label=org.opencontainers.image.source={PROJECT_SOURCE}"],
-        capture_output=True,
-    )

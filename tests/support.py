@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,11 +31,21 @@ CHROMIUM_ARGS = [
 ]
 
 DOCKER_BASE_IMAGE = os.environ.get("WORKSHOP_DOCKER_BASE_IMAGE", "workshop-base/python:bookworm")
-# Empty: PyPI's torch. The Dockerfile's default (the CPU-only index) is not reachable from CI.
+# Empty: PyPI's torch. backend/Dockerfile.pytorch's default (the CPU-only index) is not reachable from CI.
 DOCKER_TORCH_INDEX_URL = os.environ.get("WORKSHOP_TORCH_INDEX_URL", "")
 
-#: Label of this project's images: untagged builder stages are found (and pruned) by it.
-PROJECT_SOURCE = "https://github.com/deploy-ml-workshop/deploy-ml-workshop"
+
+def build_image(dockerfile: str, tag: str, context: Path = REPO_ROOT, **build_args: str) -> float:
+    """``docker build`` of one of the project's Dockerfiles on the local base image; return the seconds it took."""
+    arguments = [item for name, value in {"BASE_IMAGE": DOCKER_BASE_IMAGE, **build_args}.items()
+                 for item in ("--build-arg", f"{name}={value}")]
+    started = time.perf_counter()
+    build = subprocess.run(
+        ["docker", "build", "--force-rm", "-q", "-f", str(REPO_ROOT / dockerfile), "-t", tag, *arguments, str(context)],
+        capture_output=True, text=True, timeout=3600,
+    )
+    assert build.returncode == 0, f"docker build -f {dockerfile} failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+    return time.perf_counter() - started
 
 
 def missing_tool(reason: str) -> None:

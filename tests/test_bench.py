@@ -103,10 +103,62 @@ def test_the_load_generator_targets_only_loopback_and_stops_at_its_bounds(live_s
 
 def test_dockerfile_requirements_expand_the_extras() -> None:
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    lean = requirements(pyproject, "serve-lean")
-    full = requirements(pyproject, "serve")
-    assert any(r.startswith("openvino") for r in lean) and not any(r.startswith("torch") for r in lean)
-    assert set(lean) < set(full) and any(r.startswith("torch") for r in full)
+    serve = requirements(pyproject, "serve")  # the back-end image: ONNX Runtime only
+    full = requirements(pyproject, "serve-pytorch")  # the PyTorch image, and the venv
+    names = {extra: {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0] for line in lines} for extra, lines in
+             (("serve", serve), ("full", full))}
+    assert "onnxruntime" in names["serve"] and not {"torch", "openvino", "ultralytics", "opencv-python"} & names["serve"]
+    assert set(serve) < set(full) and {"torch", "ultralytics", "openvino"} <= names["full"]
     assert not any(r.startswith("deploy-ml-workshop") for r in full)
+    assert "pyproject.toml serve >" in (Path(__file__).resolve().parents[1] / "backend" / "Dockerfile").read_text()
     with pytest.raises(KeyError, match="no extra"):
         requirements(pyproject, "nope")
+
+
+def _image_set(label: str, tag: str, backend_mb: float, frontend_mb: float, pushed_mb: float, build_s: float,
+               rebuild_s: float, up_s: list[float], first_s: list[float]) -> "ImageSet":
+    from workshop.bench.images import ImageSet
+
+    return ImageSet(
+        label=label, ref=label, commit="abc1234", tag=tag, cold_build_s=build_s,
+        rebuild_s={"backend": [rebuild_s], "frontend": [rebuild_s / 2]}, up_s=up_s, first_predict_s=first_s,
+        layers={"backend": (int(backend_mb * 1e6), [(int(backend_mb * 1e6), "")]),
+                "frontend": (int(frontend_mb * 1e6), [(int(frontend_mb * 1e6), "")])},
+        pushed_bytes=int(pushed_mb * 1e6), push_s=10.0,
+    )
+
+
+def test_the_images_goals_compare_the_baseline_and_the_branch_measured_in_one_run(tmp_path: Path) -> None:
+    from workshop.bench.images import DiskUse, ImageBenchConfig, ImageBenchResults, render_section, write_section
+
+    old = _image_set("baseline", "bench-baseline", 7180, 1000, 3000, 221, 60, [14.0, 15.0, 16.0], [1.0, 1.1, 1.2])
+    new = _image_set("this branch", "bench-new", 386, 654, 140, 60, 8, [12.0, 13.0, 18.0], [1.3, 1.4, 1.6])
+    disk = DiskUse({"the venv": int(3e9), "the images": int(1.2e9)}, {"the venv": "installed", "the images": "layers"})
+    results = ImageBenchResults(ImageBenchConfig(base_image="base"), [old, new], disk, 900.0, "workshop bench-images")
+    section = render_section(results)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in section.splitlines() if line.startswith("| ")}
+    assert rows["back-end image, unpacked"].endswith("| 7.18 GB | 386 MB | ≤ 450 MB | yes |")
+    assert rows["front-end image, unpacked"].endswith("| 1.00 GB | 654 MB | ≤ 400 MB | **no** |")
+    assert rows["cold build of both images (`compose build --no-cache`)"].endswith("| 221 s | 60 s | ≤ 120 s | yes |")
+    assert "13.0 s (median of 3: 12.0, 13.0, 18.0) | ≤ 15 s | yes |" in rows["`compose up` → front-end answers and back-end `/ready`"]
+    assert "1.40 s (median of 3: 1.30, 1.40, 1.60)" in rows["`docker run` → first 200 on `/predict` (back-end)"]
+    assert rows["rebuild after a one-line code change (back-end; front-end)"].endswith(
+        "| 8.0 s (median of 1: 8.0); 4.0 s (median of 1: 4.0) | ≤ 15 s each | yes |")
+    assert "| 4.20 GB | ≤ 10.00 GB | yes |" in section
+    # The section replaces its earlier self, and leaves what `workshop bench` wrote before it.
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\n## Goals\n\nengines\n\n## Images\n\nan older run\n")
+    write_section(report, section)
+    write_section(report, section)
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\n## Goals\n\nengines\n\n## Images\n") and "an older run" not in text
+    assert text.count("## Images") == 1
+
+
+def test_the_images_are_measured_on_a_clean_export_of_each_commit(tmp_path: Path) -> None:
+    from workshop.bench.images import checkout
+
+    commit = checkout("HEAD", tmp_path / "head")
+    assert len(commit) >= 7 and (tmp_path / "head" / "backend" / "Dockerfile").is_file()
+    assert sorted(path.name for path in (tmp_path / "head" / "weights").rglob("*")) == ["README.md", "README.md",
+                                                                                         "exports"]

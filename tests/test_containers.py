@@ -3,7 +3,10 @@
 ``scripts/test.sh`` starts the engine and builds the local base image (see
 ``scripts/docker-offline.sh``); these tests build both images on it, bring the
 stack up with Compose on free ports, use it like a student would, crash the
-back-end to see it come back, and tear everything down.
+back-end to see it come back, and tear everything down. The back-end image has
+no PyTorch: it is checked for PyTorch's answers, in the offline world (the
+bundled model) and the online one (yolo26n exported into ``weights/exports``);
+the image with PyTorch, ``backend/Dockerfile.pytorch``, is built and run too.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,14 +26,14 @@ import requests
 
 from workshop.bench.agreement import box_iou
 from workshop.client import WorkshopClient
-from workshop.containers import ComposeStack, run
+from workshop.containers import REPO_ROOT, ComposeStack, run
 from workshop.engines import InferenceParameters
 from workshop.registry import ModelRegistry
-from workshop.samples import shapes_sample
+from workshop.samples import photo, shapes_sample
 from workshop.services import free_port, wait_for_http
 from workshop.settings import Settings
 
-from support import create_without_starting  # tests/ is on sys.path under pytest
+from support import build_image, create_without_starting  # tests/ is on sys.path under pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -76,8 +81,11 @@ def test_images_are_non_root_labelled_and_healthchecked(stack: ComposeStack) -> 
         assert config["Cmd"][0] == "workshop"  # exec form: no shell between Docker and the server
         assert f"{port}/tcp" in config["ExposedPorts"]
         print(f"{service} image: {image['Size'] / 1e6:.0f} MB")
-    frontend_packages = run(["docker", "run", "--rm", "deploy-ml-workshop/frontend:test", "pip", "list"])
-    assert "torch" not in frontend_packages.split()  # the UI image carries no PyTorch
+    # The UI's image carries no PyTorch, and its sample photos no scikit-image nor SciPy.
+    listed = "import importlib.metadata as m, json; print(json.dumps([d.metadata['Name'].lower() for d in m.distributions()]))"
+    packages = set(json.loads(run(["docker", "run", "--rm", "deploy-ml-workshop/frontend:test", "python", "-c", listed])))
+    assert "streamlit" in packages and "av" in packages
+    assert not {"torch", "scikit-image", "scipy", "opencv-python"} & packages
 
 
 def test_stack_is_healthy_and_predicts_on_the_published_port(stack: ComposeStack) -> None:
@@ -164,49 +172,61 @@ def test_down_leaves_no_containers_networks_or_volumes(docker_engine: None, dock
     assert own.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 
-@pytest.fixture(scope="module")
-def lean_image(stack: ComposeStack, lean_backend_image: str) -> str:
-    """The lean image, exported from the back-end image the compose stack uses (the same tag, ``test``)."""
-    return lean_backend_image
-
-
 def _image_bytes(tag: str) -> int:
     return int(run(["docker", "image", "inspect", "--format", "{{.Size}}", tag]).strip())
 
 
-def test_lean_image_serves_without_pytorch(lean_image: str) -> None:
-    config = json.loads(run(["docker", "image", "inspect", lean_image]))[0]["Config"]
+def _installed_runtimes(image: str) -> str:
+    modules = "import importlib.util as u; print([m for m in ('torch', 'onnxruntime', 'openvino', 'cv2') if u.find_spec(m)])"
+    return run(["docker", "run", "--rm", image, "python", "-c", modules]).strip()
+
+
+class Container:
+    """``docker run -d`` of an image on a free loopback port, removed on exit; its log is printed when a check fails."""
+
+    def __init__(self, image: str, *options: str) -> None:
+        self.port = free_port()
+        self.started = time.perf_counter()
+        self.id = run(["docker", "run", "-d", *options, "-p", f"127.0.0.1:{self.port}:8000", image]).strip()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        logs = subprocess.run(["docker", "logs", self.id], capture_output=True, text=True)
+        return logs.stdout + logs.stderr
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, error_type: object, *_: object) -> None:
+        if error_type is not None:
+            print(self.logs()[-5000:])
+        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
+
+
+def test_the_backend_image_has_one_runtime_and_gives_pytorchs_answers(backend_image: str) -> None:
+    """The offline world: ONNX Runtime alone (no PyTorch, OpenVINO or OpenCV), the bundled model, PyTorch's answers."""
+    config = json.loads(run(["docker", "image", "inspect", backend_image]))[0]["Config"]
     assert config["User"] == "workshop" and config["Healthcheck"]["Test"][0] == "CMD"
     assert not any(variable.startswith("WORKSHOP_ENGINE=") for variable in config["Env"])  # the default: auto
-    no_torch = subprocess.run(
-        ["docker", "run", "--rm", lean_image, "python", "-c", "import torch"], capture_output=True, text=True
-    )
-    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
-    # One runtime, and only what it needs: ONNX Runtime, no OpenVINO, no OpenCV.
-    modules = "import importlib.util as u; print([m for m in ('onnxruntime', 'openvino', 'cv2') if u.find_spec(m)])"
-    assert run(["docker", "run", "--rm", lean_image, "python", "-c", modules]).strip() == "['onnxruntime']"
-    full, lean = _image_bytes("deploy-ml-workshop/backend:test"), _image_bytes(lean_image)
-    print(f"\nimage sizes: full {full / 1e6:.0f} MB, lean {lean / 1e6:.0f} MB")
-    assert lean < full / 2
-    assert lean <= 400e6  # the build keeps it small (docs/benchmarks.md lists it layer by layer)
+    assert _installed_runtimes(backend_image) == "['onnxruntime']"
+    size = _image_bytes(backend_image)
+    print(f"\nback-end image: {size / 1e6:.0f} MB")
+    assert size <= 450e6  # the goal in docs/benchmarks.md, which lists it layer by layer
 
-    port = free_port()
-    started = time.perf_counter()
-    container = run(["docker", "run", "-d", "-p", f"127.0.0.1:{port}:8000", lean_image]).strip()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            first_successful_predict(url, timeout=120)
-        except Exception:
-            print(subprocess.run(["docker", "logs", container], capture_output=True, text=True).stderr[-5000:])
-            raise
-        print(f"lean container: docker run -> first 200 on /predict: {time.perf_counter() - started:.1f} s")
-        models = {model["name"]: model for model in requests.get(f"{url}/models", timeout=10).json()}
+    with Container(backend_image) as container:
+        first_successful_predict(container.url, timeout=120)
+        print(f"back-end container: docker run -> first 200 on /predict: {time.perf_counter() - container.started:.1f} s")
+        versions = WorkshopClient(container.url).version()  # read without importing what is not there
+        assert versions.onnxruntime and versions.torch is None and versions.ultralytics is None
+        models = {model["name"]: model for model in requests.get(f"{container.url}/models", timeout=10).json()}
         assert models["shapes"]["engine"] == "onnx" and models["shapes"]["available"]
+        offline = not (REPO_ROOT / "weights" / "exports" / "yolo26n-onnx").exists()  # as a fresh clone builds it offline
+        if offline:
+            assert models["shapes"]["default"] and not models["yolo26n"]["available"]
+            assert "workshop export yolo26n --engines onnx" in models["yolo26n"]["reason"]
         sample = shapes_sample(seed=4)
-        answer = WorkshopClient(url).predict(sample.image)
-        assert answer.engine == "onnx"
-        assert answer.detections
+        answer = WorkshopClient(container.url).predict(sample.image)
+        assert answer.engine == "onnx" and answer.detections
         assert {d.class_name for d in answer.detections} <= {shape.class_name for shape in sample.shapes}
         # The same answers as PyTorch (the agreement check), without OpenCV or PyTorch in the image.
         reference = ModelRegistry(Settings(_env_file=None, engine="pytorch")).get("shapes")
@@ -214,18 +234,75 @@ def test_lean_image_serves_without_pytorch(lean_image: str) -> None:
         matched = 0
         for seed in range(100, 106):
             picture = shapes_sample(seed=seed).image
-            expected, got = reference.predict(picture, params), WorkshopClient(url).predict(picture).detections
-            assert len(got) == len(expected), f"seed {seed}: {len(got)} boxes in the lean image, {len(expected)} on PyTorch"
+            expected, got = reference.predict(picture, params), WorkshopClient(container.url).predict(picture).detections
+            assert len(got) == len(expected), f"seed {seed}: {len(got)} boxes in the image, {len(expected)} on PyTorch"
             for want in expected:
                 best = max(got, key=lambda candidate: box_iou(candidate, want))
                 assert best.class_name == want.class_name and box_iou(best, want) > 0.95, f"seed {seed}"
                 assert abs(best.confidence - want.confidence) < 0.01, f"seed {seed}: confidence differs"
                 matched += 1
         assert matched >= 6
-        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
-        assert "Traceback" not in logs.stdout + logs.stderr
+        logs = container.logs()
+        assert "Traceback" not in logs
+        if offline:
+            assert "Default model: shapes" in logs and "Not the public default yolo26n: There is no export" in logs
+
+
+@pytest.fixture(scope="module")
+def online_backend_image(docker_engine: None, yolo26n_weights: Path) -> Iterator[str]:
+    """The image as a codespace builds it: the venv exported yolo26n into weights/exports first (scripts/setup.sh).
+
+    The download is stood in for by yolo26n built from its YAML, put where the command downloads it (weights/);
+    the export is made by the command the Dockerfile and weights/README.md give, in this checkout.
+    """
+    weights, export = REPO_ROOT / "weights" / "yolo26n.pt", REPO_ROOT / "weights" / "exports" / "yolo26n-onnx"
+    ours = {path: not path.exists() for path in (weights, export)}
+    tag = "deploy-ml-workshop/backend:online-test"
+    try:
+        if ours[weights]:
+            shutil.copyfile(yolo26n_weights, weights)
+        command = [sys.executable, "-m", "workshop", "export", "yolo26n", "--engines", "onnx"]
+        exported = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, "WORKSHOP_WEIGHTS_DIR": "weights"},
+                                  capture_output=True, text=True, timeout=600)
+        assert exported.returncode == 0, exported.stderr[-3000:]
+        build_image("backend/Dockerfile", tag)
+        yield tag
     finally:
-        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+        if ours[export]:
+            shutil.rmtree(export, ignore_errors=True)
+        if ours[weights]:
+            weights.unlink(missing_ok=True)
+
+
+def test_the_backend_image_serves_yolo26n_from_its_export_in_the_online_world(online_backend_image: str) -> None:
+    with Container(online_backend_image) as container:
+        first_successful_predict(container.url, timeout=120)
+        ready = requests.get(f"{container.url}/ready", timeout=10).json()
+        assert ready["default_model"] == "yolo26n"
+        models = {model["name"]: model for model in requests.get(f"{container.url}/models", timeout=10).json()}
+        assert models["yolo26n"]["engine"] == "onnx" and models["yolo26n"]["available"]
+        assert len(models["yolo26n"]["classes"]) == 80 and models["yolo26n"]["image_size"] == 640
+        assert models["shapes"]["available"]  # the bundled model still serves
+        # Untrained, it scores every box at about 2e-4: asked at 1e-4 it answers with boxes, inside the picture.
+        answer = WorkshopClient(container.url).predict(photo("cat"), confidence=1e-4)
+        assert answer.model == "yolo26n" and answer.engine == "onnx" and answer.detections
+        assert all(0 <= d.x_min <= d.x_max <= 451 and 0 <= d.y_min <= d.y_max <= 300 for d in answer.detections)
+        assert "Traceback" not in container.logs()
+
+
+def test_the_pytorch_image_still_builds_and_serves_pt_weights(pytorch_backend_image: str, backend_image: str) -> None:
+    """backend/Dockerfile.pytorch, the image on request: every runtime, and the PyTorch engine serves .pt weights."""
+    assert _installed_runtimes(pytorch_backend_image) == "['torch', 'onnxruntime', 'openvino', 'cv2']"
+    full, small = _image_bytes(pytorch_backend_image), _image_bytes(backend_image)
+    print(f"\nimage sizes: with PyTorch {full / 1e6:.0f} MB, without {small / 1e6:.0f} MB")
+    assert small < full / 4
+    with Container(pytorch_backend_image, "-e", "WORKSHOP_ENGINE=pytorch") as container:
+        first_successful_predict(container.url, timeout=180)
+        sample = shapes_sample(seed=4)
+        answer = WorkshopClient(container.url).predict(sample.image, model="shapes")
+        assert answer.model == "shapes" and answer.engine == "pytorch" and answer.detections
+        assert {d.class_name for d in answer.detections} <= {shape.class_name for shape in sample.shapes}
 
 
 def test_a_service_that_cannot_start_is_named_at_once_not_waited_for(

@@ -19,7 +19,7 @@ from workshop.backend.app import create_app
 from workshop.bench.agreement import box_iou
 from workshop.engines import ENGINE_NAMES, InferenceParameters
 from workshop.engines.base import detections_from_arrays
-from workshop.engines import auto
+from workshop.engines import auto, installed, plan_engine
 from workshop.engines import export as export_module
 from workshop.engines.export import ExportRecord, export_directory, export_model, find_export
 from workshop.engines.exported import ExportedEngine
@@ -27,7 +27,7 @@ from workshop.engines.letterbox import Letterbox, letterbox
 from workshop.engines.postprocess import decode_output, non_max_suppression
 from workshop.imaging import encode_image
 from workshop.registry import ModelRegistry, ModelUnavailableError, bundled_weights_path
-from workshop.samples import shapes_sample
+from workshop.samples import photo, shapes_sample
 from workshop.schemas import Detection
 from workshop.settings import Settings
 
@@ -65,6 +65,22 @@ def test_exported_engine_agrees_with_pytorch_on_the_bundled_model(
             assert abs(best.confidence - want.confidence) < 0.01, f"seed {seed}: confidence differs"
             matched += 1
     assert matched >= 12  # every picture has shapes: a model that found nothing would not pass
+
+
+def test_the_packaged_export_is_in_step_with_the_bundled_weights(registries: dict[str, ModelRegistry]) -> None:
+    """The bundled model's ONNX export ships in the package (the back-end image serves it): made from shapes.pt.
+
+    The agreement test above runs on it: with no export in the cache, the onnx engine opens the packaged one.
+    """
+    directory = export_module.PACKAGED_EXPORTS / "shapes-onnx"
+    record = ExportRecord.read_current(directory)
+    regenerate = "make it again: WORKSHOP_WEIGHTS_DIR=workshop/assets workshop export shapes --engines onnx --force"
+    assert record is not None, f"the packaged export is from an older version of this package; {regenerate}"
+    assert record.source_sha256 == export_module.weights_sha256(bundled_weights_path()), (
+        f"shapes.pt changed since its packaged export was made; {regenerate}"
+    )
+    assert registries["onnx"].get("shapes").engine.directory == directory
+    assert sorted(path.name for path in directory.iterdir()) == ["export.json", "model.onnx"]
 
 
 @pytest.fixture(scope="module")
@@ -198,25 +214,64 @@ def test_auto_is_timed_again_on_another_cpu(registries: dict[str, ModelRegistry]
     for engine in EXPORTED:
         registries[engine].get("shapes")
     ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir)).get("shapes")
-    assert auto.cached_choice("shapes", bundled_weights_path(), weights_dir / "exports") is not None
+    assert auto.plan("shapes", bundled_weights_path(), weights_dir / "exports").settled  # the cached choice holds
     monkeypatch.setattr(auto, "cpu_name", lambda: "Another CPU")
-    assert auto.cached_choice("shapes", bundled_weights_path(), weights_dir / "exports") is None
+    assert not auto.plan("shapes", bundled_weights_path(), weights_dir / "exports").settled
     ModelRegistry(Settings(_env_file=None, weights_dir=weights_dir)).get("shapes")
     assert json.loads(auto.choice_path(weights_dir / "exports", "shapes").read_text())["cpu"] == "Another CPU"
 
 
+@pytest.fixture
+def without_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This installation as the back-end image has it: no PyTorch, so nothing can be exported."""
+    monkeypatch.setattr(installed, "exporting_available", lambda: False)
+
+
+def _mine(tmp_path: Path) -> Path:
+    """Weights of a model of the student's own (the bundled network under another name: no export ships with it)."""
+    weights = tmp_path / "mine.pt"
+    weights.write_bytes(bundled_weights_path().read_bytes())
+    return weights
+
+
 def test_auto_keeps_the_one_runtime_installed_without_timing(
-    registries: dict[str, ModelRegistry], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    without_pytorch: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The lean image: one exported runtime and its export, no PyTorch: that runtime, nothing timed or written."""
-    directory = registries["onnx"].get("shapes").engine.directory
-    shutil.copytree(directory, tmp_path / "exports" / directory.name)
-    monkeypatch.setattr(export_module, "exporting_available", lambda: False)
-    monkeypatch.setattr(auto, "runtime_installed", lambda engine: engine == "onnx")
+    """The back-end image: ONNX Runtime alone, no PyTorch: the bundled model on its packaged export, nothing timed."""
+    monkeypatch.setattr(installed, "runtime_installed", lambda engine: engine == "onnx")
     registry = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))
-    assert registry.info(["shapes"])[0].engine == "onnx" and registry.info(["shapes"])[0].available
-    assert registry.get("shapes").engine.name == "onnx"
-    assert not auto.choice_path(tmp_path / "exports", "shapes").exists()
+    info = registry.info(["shapes"])[0]
+    assert info.engine == "onnx" and info.available, info.reason
+    model = registry.get("shapes")
+    assert model.engine.name == "onnx" and model.engine.directory == export_module.PACKAGED_EXPORTS / "shapes-onnx"
+    assert model.predict(shapes_sample(seed=3).image, registry.default_parameters())
+    assert not (tmp_path / "exports").exists()  # nothing exported, timed or cached
+
+
+def test_the_registry_asks_the_engines_once_per_question(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/models makes one plan per model; a first load makes one more, then loads it: no going back and forth."""
+    import workshop.registry as registry_module
+
+    calls: list[str] = []
+    for name in ("plan_engine", "load_engine"):
+        original = getattr(registry_module, name)
+        monkeypatch.setattr(registry_module, name,
+                            lambda *args, _name=name, _original=original, **kwargs: calls.append(_name) or _original(*args, **kwargs))
+    import workshop.engines as engines_package
+
+    searched: list[str] = []
+    original_find = engines_package.find_export
+    monkeypatch.setattr(engines_package, "find_export", lambda *args: searched.append(args[2]) or original_find(*args))
+    registry = ModelRegistry(
+        Settings(_env_file=None, weights_dir=tmp_path, engine="onnx", default_model="shapes", public_models=[])
+    )
+    registry.info(["shapes"])
+    assert calls == ["plan_engine"] and searched == ["onnx"]
+    calls.clear(), searched.clear()
+    registry.get("shapes")
+    assert calls == ["plan_engine", "load_engine"] and searched == ["onnx"]  # the plan's export is the one loaded
 
 
 def test_auto_falls_back_to_pytorch_when_no_export_can_be_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,29 +281,41 @@ def test_auto_falls_back_to_pytorch_when_no_export_can_be_made(tmp_path: Path, m
         raise ModelUnavailableError("Exporting failed: unsupported layer")
 
     monkeypatch.setattr(export_module, "export_model", refuse)
-    registry = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))
-    model = registry.get("shapes")
-    assert model.engine.name == "pytorch" and registry.info(["shapes"])[0].engine == "pytorch"
+    settings = Settings(_env_file=None, weights_dir=tmp_path, custom_models={"mine": _mine(tmp_path)})
+    registry = ModelRegistry(settings)
+    model = registry.get("mine")
+    assert model.engine.name == "pytorch" and registry.info(["mine"])[0].engine == "pytorch"
     assert model.predict(shapes_sample(seed=3).image, registry.default_parameters())
-    monkeypatch.setattr(auto, "runtime_installed", lambda engine: engine == "pytorch")  # no exported runtime at all
-    assert ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path)).info(["shapes"])[0].engine == "pytorch"
+    monkeypatch.setattr(installed, "runtime_installed", lambda engine: engine == "pytorch")  # no exported runtime at all
+    assert ModelRegistry(settings).info(["shapes"])[0].engine == "pytorch"
 
 
-def test_without_pytorch_the_reasons_say_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(export_module, "exporting_available", lambda: False)
-    monkeypatch.setattr("workshop.engines.exporting_available", lambda: False)
+def test_without_pytorch_the_reasons_say_what_to_do(without_pytorch: None, tmp_path: Path) -> None:
+    mine = _mine(tmp_path)
     on_pytorch = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path, engine="pytorch"))
     assert "no PyTorch" in on_pytorch.info(["shapes"])[0].reason
-    on_onnx = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path, engine="onnx"))
-    reason = on_onnx.info(["shapes"])[0].reason
-    assert "workshop export shapes --engines onnx" in reason
+    assert "backend/Dockerfile.pytorch" in on_pytorch.info(["shapes"])[0].reason
+    on_openvino = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path, engine="openvino"))
+    reason = on_openvino.info(["shapes"])[0].reason  # only the ONNX export ships with the package
+    assert "workshop export shapes --engines openvino" in reason
     with pytest.raises(ModelUnavailableError, match="workshop export"):
-        on_onnx.get("shapes")
-    on_auto = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path))  # the default, with no export to run
-    info = on_auto.info(["shapes"])[0]
-    assert not info.available and "no export of 'shapes'" in info.reason and "workshop export shapes" in info.reason
-    with pytest.raises(ModelUnavailableError, match="EXPORT_MODELS"):
-        on_auto.get("shapes")
+        on_openvino.get("shapes")
+    on_auto = ModelRegistry(Settings(_env_file=None, weights_dir=tmp_path, custom_models={"mine": mine}))
+    assert on_auto.info(["shapes"])[0].available  # the bundled model: its packaged ONNX export
+    info = on_auto.info(["mine"])[0]
+    assert not info.available and "no export of 'mine'" in info.reason
+    assert "WORKSHOP_WEIGHTS_DIR=weights workshop export mine --engines onnx" in info.reason
+    with pytest.raises(ModelUnavailableError, match="weights/exports"):
+        on_auto.get("mine")
+    public = on_auto.info(["yolo26n"])[0]  # the image built without the export of the public default
+    assert not public.available and "workshop export yolo26n" in public.reason
+    assert on_auto.default_name == "shapes"
+
+
+def test_a_runtime_that_is_not_installed_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(installed, "runtime_installed", lambda engine: engine != "openvino")
+    plan = plan_engine("shapes", bundled_weights_path(), "openvino", tmp_path)
+    assert plan.unavailable is not None and "OpenVINO is not installed" in plan.unavailable
 
 
 def test_letterbox_maps_boxes_back_to_the_picture() -> None:
@@ -302,19 +369,31 @@ def test_nms_keeps_the_best_box_per_class_and_decodes_both_layouts() -> None:
 
 
 def test_the_export_command_exports_once_then_reuses(tmp_path: Path) -> None:
-    env = {"WORKSHOP_WEIGHTS_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "workshop", "export", "shapes", "--engines", "onnx"]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**_env(), **env})
+    env = {**_env(), "WORKSHOP_WEIGHTS_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "workshop", "export", "shapes", "--engines", "openvino"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("exported shapes for onnx")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**_env(), **env})
-    assert second.stdout.startswith("cached shapes for onnx")
-    record = json.loads((tmp_path / "exports" / "shapes-onnx" / "export.json").read_text())
-    assert record["engine"] == "onnx" and record["model"] == "shapes"
-    unknown = subprocess.run(
-        [*command[:4], "no-such-model"], capture_output=True, text=True, timeout=300, env={**_env(), **env}
-    )
+    assert first.stdout.startswith("exported shapes for openvino")
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert second.stdout.startswith("cached shapes for openvino")
+    record = json.loads((tmp_path / "exports" / "shapes-openvino" / "export.json").read_text())
+    assert record["engine"] == "openvino" and record["model"] == "shapes"
+    packaged = subprocess.run([*command[:-1], "onnx"], capture_output=True, text=True, timeout=300, env=env)
+    assert packaged.stdout == f"cached shapes for onnx: {export_module.PACKAGED_EXPORTS / 'shapes-onnx'}\n"
+    unknown = subprocess.run([*command[:4], "no-such-model"], capture_output=True, text=True, timeout=300, env=env)
     assert unknown.returncode == 1 and "Unknown model" in unknown.stderr
+
+
+def test_the_export_command_skips_a_public_model_it_cannot_download_when_asked(tmp_path: Path) -> None:
+    """What scripts/setup.sh runs offline: a sentence and exit 0 at once, no traceback, no download attempts."""
+    env = {**_env(), "WORKSHOP_WEIGHTS_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "workshop", "export", "yolo26n", "--engines", "onnx"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 1 and "no network to download them" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    skipped = subprocess.run([*command, "--allow-missing"], capture_output=True, text=True, timeout=60, env=env)
+    assert skipped.returncode == 0 and skipped.stdout.startswith("skipped yolo26n for onnx: The weights of 'yolo26n'")
+    assert not (tmp_path / "exports" / "yolo26n-onnx").exists()
 
 
 def _env() -> dict[str, str]:
@@ -367,10 +446,8 @@ YOLO26_STRIDES = [8, 16, 32]
 
 
 def _yolo26_pictures() -> dict[str, Image.Image]:
-    """A real photograph (scikit-image's cat, 451x300: letterboxed with padding) and a generated 4:3 shapes picture."""
-    from skimage import data
-
-    return {"chelsea": Image.fromarray(data.chelsea()), "shapes": shapes_sample(seed=5, width=640, height=480).image}
+    """A real photograph (the sample cat, 451x300: letterboxed with padding) and a generated 4:3 shapes picture."""
+    return {"chelsea": photo("cat"), "shapes": shapes_sample(seed=5, width=640, height=480).image}
 
 
 def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
@@ -389,7 +466,6 @@ def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
     from itself, fused or not, by 3 px); trained networks are not that ill-conditioned.
     """
     import torch
-    from skimage import data
 
     from workshop.yolo_env import import_yolo
 
@@ -404,8 +480,8 @@ def _measure_batchnorm_statistics(source: Path, destination: Path) -> None:
         norm.momentum = None  # a plain average over the pictures
     yolo.model.train()
     with torch.no_grad():
-        for photograph in (data.astronaut(), data.coffee()):
-            yolo.model(torch.from_numpy(letterbox(Image.fromarray(photograph), 640)[0]))
+        for photograph in (photo("astronaut"), photo("coffee")):
+            yolo.model(torch.from_numpy(letterbox(photograph, 640)[0]))
     for norm in norms:
         norm.momentum = 0.1
         norm.running_var.clamp_(min=0.1)

@@ -255,7 +255,7 @@ def test_pyav_is_the_front_ends_alone() -> None:
         return [re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0] for line in extra_requirements(root / "pyproject.toml", extra)]
 
     assert "av" in requirements("ui")
-    assert "av" not in requirements("serve") and "av" not in requirements("serve-lean")
+    assert "av" not in requirements("serve") and "av" not in requirements("serve-pytorch")
     assert "pyproject.toml ui" in (root / "frontend" / "Dockerfile").read_text()
     # The back-end starts, app and routes, with PyAV made impossible to import.
     script = (

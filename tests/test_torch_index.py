@@ -1,6 +1,6 @@
-"""The back-end image builds from a PyTorch-only package index, as from the real CPU-only index.
+"""The PyTorch image builds from a PyTorch-only package index, as from the real CPU-only index.
 
-Online, ``backend/Dockerfile`` takes torch and torchvision from
+Online, ``backend/Dockerfile.pytorch`` takes torch and torchvision from
 https://download.pytorch.org/whl/cpu. That index mirrors only old releases of
 torch's dependencies, so it must never be asked for them. It cannot be reached
 from CI, so it is stood in for by a PEP 503 index served on loopback that holds
@@ -202,14 +202,14 @@ def _up_to_the_dependency_step(dockerfile: str) -> str:
         text, instruction = "\n".join(instruction), []
         if text.lstrip().startswith("RUN") and "$TORCH_INDEX_URL" in text:
             return "\n".join(kept) + "\n"
-    raise AssertionError("backend/Dockerfile has no RUN step that installs from $TORCH_INDEX_URL")
+    raise AssertionError("backend/Dockerfile.pytorch has no RUN step that installs from $TORCH_INDEX_URL")
 
 
 def test_backend_dependencies_install_with_torch_from_the_cpu_index_and_the_rest_from_pypi(
     torch_only_index: LoopbackIndex, docker_build_args: dict[str, str], tmp_path: Path
 ) -> None:
     dependencies = tmp_path / "Dockerfile.dependencies"
-    dependencies.write_text(_up_to_the_dependency_step((REPO_ROOT / "backend" / "Dockerfile").read_text()))
+    dependencies.write_text(_up_to_the_dependency_step((REPO_ROOT / "backend" / "Dockerfile.pytorch").read_text()))
     before = len(torch_only_index.requests)
     try:
         build = subprocess.run(

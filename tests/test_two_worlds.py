@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,12 +244,18 @@ def check_output(command: str, output: str, world: World) -> None:
 
 @pytest.fixture(scope="module")
 def online_build_context(online_weights_dir: Path) -> Iterator[Path]:
-    """yolo26n put in ``weights/`` for the image build, as a teacher does for an air-gapped classroom."""
+    """yolo26n exported into ``weights/exports`` for the image build, as scripts/setup.sh does in a codespace."""
     target = REPO_ROOT / "weights" / f"{PUBLIC_DEFAULT}.pt"
+    export = REPO_ROOT / "weights" / "exports" / f"{PUBLIC_DEFAULT}-onnx"
     ours = not target.exists()
     if ours:
         shutil.copyfile(online_weights_dir / f"{PUBLIC_DEFAULT}.pt", target)
+    ours_export = not export.exists()
+    subprocess.run([sys.executable, "-m", "workshop", "export", PUBLIC_DEFAULT, "--engines", "onnx"], cwd=REPO_ROOT,
+                   env={**os.environ, "WORKSHOP_WEIGHTS_DIR": "weights"}, check=True, capture_output=True, timeout=600)
     yield target
+    if ours_export:
+        shutil.rmtree(export, ignore_errors=True)
     if ours:
         target.unlink(missing_ok=True)
 

@@ -154,11 +154,11 @@ class PushedImage:
 
 
 @pytest.fixture(scope="module")
-def pushed_image(lean_backend_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushedImage]:
-    """The lean back-end image plus one layer of its own, pushed to the loopback registry and removed locally.
+def pushed_image(backend_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushedImage]:
+    """The back-end image plus one layer of its own, pushed to the loopback registry and removed locally.
 
-    The lean image serves the same API as the full one, in a ninth of the bytes: pushing the full image (7 GB
-    with PyPI's CUDA PyTorch) took 5 to 8 minutes of every test run.
+    It has no PyTorch: pushing the image with PyTorch (7 GB with PyPI's CUDA PyTorch) took 5 to 8 minutes of
+    every test run.
 
     The extra layer (a file with this run's id) exists nowhere but in the registry once the local copy is gone,
     so each start of the script downloads it: the pull is real, not "Image is up to date".
@@ -171,7 +171,7 @@ def pushed_image(lean_backend_image: str, tmp_path_factory: pytest.TempPathFacto
     context = folder / "build-context"
     context.mkdir()
     (context / "marker").write_text(f"pushed by {__name__} in process {os.getpid()}\n")
-    (context / "Dockerfile").write_text(f"FROM {lean_backend_image}\nCOPY marker /workshop-startup-test-marker\n")
+    (context / "Dockerfile").write_text(f"FROM {backend_image}\nCOPY marker /workshop-startup-test-marker\n")
     tag = f"{registry.host}/{REPOSITORY}:startup-test-{os.getpid()}"
     # The push logs in with a private docker config: the user's own ~/.docker is never touched.
     push_env = {**os.environ, "DOCKER_CONFIG": str(folder / "push-docker-config")}
@@ -181,7 +181,7 @@ def pushed_image(lean_backend_image: str, tmp_path_factory: pytest.TempPathFacto
         docker("login", registry.host, "-u", HELPER_USERNAME, "--password", TOKEN, env=push_env)
         started = time.perf_counter()
         docker("push", tag, env=push_env, timeout=1500)
-        print(f"\npush of the lean back-end image to the loopback registry: {time.perf_counter() - started:.1f} s")
+        print(f"\npush of the back-end image to the loopback registry: {time.perf_counter() - started:.1f} s")
         image_id = docker("image", "inspect", "--format", "{{.Id}}", tag).strip()
         digests = json.loads(docker("image", "inspect", "--format", "{{json .RepoDigests}}", tag))
         digest = next(reference for reference in digests if reference.startswith(registry.host))

@@ -154,8 +154,8 @@ def _preload(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    """Export models for the ONNX Runtime / OpenVINO engines into the cache (the lean image does it at build time)."""
-    from workshop.engines.export import export_model, find_export
+    """Export models for the ONNX Runtime / OpenVINO engines into the cache (the back-end image serves these)."""
+    from workshop.engines.export import ensure_export
     from workshop.registry import ModelError, ModelRegistry
     from workshop.settings import get_settings
 
@@ -166,15 +166,16 @@ def _export(args: argparse.Namespace) -> int:
         for engine in args.engines:
             try:
                 spec = registry.spec(name)
-                directory = find_export(settings.exports_dir, name, engine, spec.weights)
-                verb = "cached"
-                if directory is None or args.force:
-                    directory = export_model(spec.weights, name, engine, settings.exports_dir, args.image_size)
-                    verb = "exported"
-                print(f"{verb} {name} for {engine}: {directory}")
+                directory, made = ensure_export(
+                    spec.weights, name, engine, settings.exports_dir, args.image_size, force=args.force
+                )
+                print(f"{'exported' if made else 'cached'} {name} for {engine}: {directory}")
             except ModelError as error:
-                print(f"error {name} for {engine}: {error}", file=sys.stderr)
-                status = 1
+                if args.allow_missing:
+                    print(f"skipped {name} for {engine}: {error}")
+                else:
+                    print(f"error {name} for {engine}: {error}", file=sys.stderr)
+                    status = 1
     return status
 
 
@@ -194,6 +195,22 @@ def _bench(args: argparse.Namespace) -> int:
     output.write_text(report)
     print(report)
     print(f"Report written to {output}")
+    return 0
+
+
+def _bench_images(args: argparse.Namespace) -> int:
+    """Measure the images of a baseline commit and of this one, side by side; write docs/benchmarks.md's section."""
+    from workshop.bench.images import ImageBenchConfig, render_section, run_image_benchmark, write_section
+
+    config = ImageBenchConfig(
+        baseline=args.baseline, candidate=args.candidate, runs=args.runs, cpu_torch_wheel=args.cpu_torch_wheel,
+        docker_lock=args.docker_lock,
+    )
+    command = "workshop bench-images" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
+    section = render_section(run_image_benchmark(config, progress=lambda line: print(line, flush=True), command=command))
+    write_section(Path(args.output), section)
+    print(section)
+    print(f"Section written to {args.output}")
     return 0
 
 
@@ -588,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--engines", nargs="+", choices=["onnx", "openvino"], default=["onnx", "openvino"])
     export.add_argument("--image-size", type=int, help="input size of the export (default: the model's training size)")
     export.add_argument("--force", action="store_true", help="export again even when a matching export is cached")
+    export.add_argument(
+        "--allow-missing", action="store_true", help="skip (exit 0) models whose weights cannot be had, e.g. offline"
+    )
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="benchmark the engines and the API on this machine (docs/benchmarks.md)")
@@ -603,6 +623,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--containers", nargs="*", default=[], help="image tags whose cold start to measure")
     bench.add_argument("--output", default="docs/benchmarks.md")
     bench.set_defaults(handler=_bench)
+
+    images = commands.add_parser(
+        "bench-images", help="measure the images of a baseline commit and of this one, side by side (docs/benchmarks.md)"
+    )
+    images.add_argument("--baseline", default="main", help="git ref of the baseline, today's images (default: main)")
+    images.add_argument("--candidate", default="HEAD", help="git ref measured against it (default: HEAD)")
+    images.add_argument("--runs", type=_positive_int, default=3, help="starts timed per figure, the median kept")
+    images.add_argument("--cpu-torch-wheel", type=Path,
+                        help="a CPU build of PyTorch (wheel file) for the codespace-like venv whose disk is measured")
+    images.add_argument("--docker-lock", type=Path, help="a lock file to hold while using a shared Docker engine")
+    images.add_argument("--output", default="docs/benchmarks.md", help="the file whose '## Images' section is written")
+    images.set_defaults(handler=_bench_images)
 
     loadtest = commands.add_parser(
         "loadtest", help="load-test a back-end with Locust and plot latency and throughput against users",

@@ -4,7 +4,7 @@ Dockerfiles install dependencies *before* copying the code, so that a code
 change does not reinstall PyTorch; at that point the package is not installed,
 so they run this file on its own (standard library only)::
 
-    python extras.py pyproject.toml serve-lean > requirements.txt
+    python extras.py pyproject.toml serve > requirements.txt
 """
 
 from __future__ import annotations

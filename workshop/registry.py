@@ -9,9 +9,10 @@ Three kinds of model:
   there afterwards (a Dockerfile can preload them).
 * ``file``: any weights file registered at run time, e.g. one you trained.
 
-Models load lazily, once, on first use, on the engine the settings choose
-(:mod:`workshop.engines`); by default (``auto``) the faster exported engine on this
-CPU, exported once and cached, or PyTorch when the model cannot be exported. Each loaded model lets at most ``engine.lanes``
+Models load lazily, once, on first use, on the engine the settings choose; the
+registry asks :mod:`workshop.engines` which one (a plan) and then to load it. By
+default (``auto``) that is the faster exported engine on this CPU, exported once and
+cached, or PyTorch when the model cannot be exported. Each loaded model lets at most ``engine.lanes``
 predictions run at once and the others wait their turn: one for PyTorch
 (Ultralytics documents that a model object must not predict from several
 threads at once, and PyTorch already spreads one inference over every core),
@@ -34,10 +35,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from workshop.engines import Engine, EngineName, InferenceParameters, load_engine, resolve_threads
-from workshop.engines import engine_unavailable_reason
-from workshop.engines.auto import choose_engine, likely_engine, runtime_installed
-from workshop.engines.export import find_export
+from workshop.engines import Engine, EngineName, EnginePlan, InferenceParameters, load_engine, plan_engine
+from workshop.engines import resolve_threads
 from workshop.model_errors import (
     InferenceError,
     ModelBusyError,
@@ -222,6 +221,10 @@ class ModelRegistry:
             return spec
         raise UnknownModelError(f"Unknown model '{name}'. Valid models: {', '.join(self.names())}.")
 
+    def plan(self, spec: ModelSpec) -> EnginePlan:
+        """How ``spec`` will run: its engine and export, decided by :mod:`workshop.engines` (nothing is made)."""
+        return plan_engine(spec.name, spec.weights, self.settings.engine_for(spec.name), self.settings.exports_dir)
+
     def engine_for(self, name: str) -> EngineName:
         """The engine that runs (or will run) the model called ``name``.
 
@@ -229,29 +232,16 @@ class ModelRegistry:
         will most likely pick (nothing is exported or timed just to answer this).
         """
         loaded = self._loaded.get(name)
-        if loaded is not None:
-            return loaded.engine.name
-        choice = self.settings.engine_for(name)
-        if choice != "auto":
-            return choice
-        spec = self.spec(name)
-        return likely_engine(spec.name, spec.weights, self.settings.exports_dir)
+        return loaded.engine.name if loaded is not None else self.plan(self.spec(name)).engine
 
-    def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        """Why ``spec`` cannot be served now, or None when it can."""
+    def unavailable_reason(self, spec: ModelSpec, plan: EnginePlan | None = None) -> str | None:
+        """Why ``spec`` cannot be served now, or None when it can (``plan``: its plan, when already made)."""
         if spec.name in self._loaded:
             return None
-        engine = self.engine_for(spec.name)
-        if self.settings.engine_for(spec.name) == "auto" and engine == "pytorch" and not runtime_installed("pytorch"):
-            return (
-                f"There is no export of '{spec.name}' in {self.settings.exports_dir} and no PyTorch here to run "
-                f"its weights (the lean image); run `workshop export {spec.name}` where PyTorch is installed, "
-                "or rebuild the image with this model in EXPORT_MODELS."
-            )
-        engine_reason = engine_unavailable_reason(engine, spec.name, spec.weights, self.settings.exports_dir)
-        if engine_reason is not None:
-            return engine_reason
-        if spec.weights_present() or self.engine_for(spec.name) != "pytorch" and self._has_export(spec):
+        plan = plan or self.plan(spec)
+        if plan.unavailable is not None:
+            return plan.unavailable
+        if not plan.needs_weights or spec.weights_present():
             return None
         if spec.source == "ultralytics":
             if network_available():
@@ -274,8 +264,12 @@ class ModelRegistry:
                 self._default_name = configured
             else:
                 public = self.spec(self.settings.public_default_model)
-                self._default_name = public.name if self.unavailable_reason(public) is None else BUNDLED_MODEL
-                logger.info("Default model: %s (%s)", self._default_name, "online" if network_available() else "offline")
+                reason = self.unavailable_reason(public)
+                self._default_name = public.name if reason is None else BUNDLED_MODEL
+                logger.info("Default model: %s (%s)", self._default_name,
+                            "online" if network_available() else "offline")
+                if reason is not None:
+                    logger.info("Not the public default %s: %s", public.name, reason)
         return self._default_name
 
     # --------------------------------------------------------------- loading
@@ -296,11 +290,9 @@ class ModelRegistry:
                 self._loaded[spec.name] = loaded
         return loaded
 
-    def _has_export(self, spec: ModelSpec) -> bool:
-        return find_export(self.settings.exports_dir, spec.name, self.engine_for(spec.name), spec.weights) is not None
-
     def _load(self, spec: ModelSpec) -> LoadedModel:
-        reason = self.unavailable_reason(spec)
+        plan = self.plan(spec)
+        reason = self.unavailable_reason(spec, plan)
         if reason is not None:
             raise ModelUnavailableError(reason)
         started = time.perf_counter()
@@ -308,20 +300,18 @@ class ModelRegistry:
         if spec.source == "ultralytics":
             spec.weights.parent.mkdir(parents=True, exist_ok=True)
         try:
-            engine_name = self.settings.engine_for(spec.name)
-            if engine_name == "auto":  # exports (once) and times (once per CPU) what is missing; seconds, then cached
-                choice = choose_engine(spec.name, spec.weights, self.settings.exports_dir, threads)
-                logger.info("Engine of %s: %s, %s", spec.name, choice.engine, choice.reason)
-                engine_name = choice.engine
             # Given a full path to a missing asset, Ultralytics downloads it to that path.
-            engine = load_engine(engine_name, spec.name, spec.weights, self.settings.exports_dir, threads)
+            engine, plan = load_engine(plan, self.settings.exports_dir, threads)
         except ModelError as error:
             raise ModelUnavailableError(f"Model '{spec.name}': {error}") from error
         except Exception as error:  # noqa: BLE001 - download, unpickling or runtime errors of any kind
             logger.exception("Could not load model %s", spec.name)
             raise ModelUnavailableError(f"Model '{spec.name}' could not be loaded: {error}") from error
         seconds = time.perf_counter() - started
-        logger.info("Loaded model %s on %s from %s in %.2f s", spec.name, engine_name, spec.weights, seconds)
+        if plan.requested == "auto":
+            logger.info("Engine of %s: %s, %s", spec.name, plan.engine, plan.reason)
+        source = plan.export or spec.weights
+        logger.info("Loaded model %s on %s from %s in %.2f s", spec.name, engine.name, source, seconds)
         return LoadedModel(spec=spec, engine=engine, load_seconds=seconds)
 
     def warm_up(self, name: str | None = None) -> LoadedModel:
@@ -347,7 +337,8 @@ class ModelRegistry:
         for name in names or self.names():
             spec = self.spec(name)
             loaded = self._loaded.get(name)
-            reason = self.unavailable_reason(spec)
+            plan = None if loaded is not None else self.plan(spec)
+            reason = self.unavailable_reason(spec, plan)
             classes = loaded.class_names if loaded else (list(spec.classes) if spec.classes else None)
             infos.append(
                 ModelInfo(
@@ -359,7 +350,7 @@ class ModelRegistry:
                     available=reason is None,
                     reason=reason,
                     default=name == self.default_name,
-                    engine=loaded.engine.name if loaded else self.engine_for(name),
+                    engine=loaded.engine.name if loaded else plan.engine,
                     image_size=loaded.engine.image_size if loaded else None,
                 )
             )

@@ -1,13 +1,15 @@
-"""Sample images for demos and tests: generated shapes, and real photos from scikit-image.
+"""Sample images for demos and tests: generated shapes, and three real photos.
 
 The shapes pictures are what the bundled offline model knows; the photos
 (a cat, an astronaut, a cup of coffee) are for the public COCO models, which
-know cats, people and cups. Both work offline: scikit-image ships its photos.
+know cats, people and cups. Both work offline: the photos ship with the package
+(``workshop/assets/photos``, copied from scikit-image's sample data, which the
+front-end's image therefore does without).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,8 @@ from PIL import Image
 
 from workshop.demo.shapes import ShapesSample, generate_sample
 
-#: Photo name -> name of the scikit-image function that returns it.
-PHOTOS: dict[str, str] = {"cat": "chelsea", "astronaut": "astronaut", "coffee": "coffee"}
+#: The photos' names; each is ``workshop/assets/photos/<name>.png``.
+PHOTOS: tuple[str, ...] = ("cat", "astronaut", "coffee")
 
 
 def shapes_sample(seed: int = 0, width: int | None = None, height: int | None = None) -> ShapesSample:
@@ -24,14 +26,17 @@ def shapes_sample(seed: int = 0, width: int | None = None, height: int | None = 
     return generate_sample(np.random.default_rng(seed), width, height)
 
 
-def photo(name: str) -> Image.Image:
-    """A real photo shipped with scikit-image: ``cat``, ``astronaut`` or ``coffee``."""
+def photo_path(name: str) -> Path:
+    """Where the photo called ``name`` is inside the installed package."""
     if name not in PHOTOS:
         raise KeyError(f"Unknown photo {name!r}; choose one of {sorted(PHOTOS)}")
-    from skimage import data  # imported here: scikit-image is slow to import
+    return Path(str(resources.files("workshop") / "assets" / "photos" / f"{name}.png"))
 
-    loader: Callable[[], np.ndarray] = getattr(data, PHOTOS[name])
-    return Image.fromarray(loader()).convert("RGB")
+
+def photo(name: str) -> Image.Image:
+    """A real photo shipped with the package: ``cat`` (451×300), ``astronaut`` (512×512) or ``coffee`` (600×400)."""
+    with Image.open(photo_path(name)) as image:
+        return image.convert("RGB")
 
 
 def write_samples(directory: Path, shapes: int = 3) -> list[Path]:

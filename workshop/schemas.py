@@ -118,12 +118,13 @@ class ReadinessResponse(BaseModel):
 
 
 class VersionResponse(BaseModel):
-    """Versions of the package and of the libraries that shape its answers."""
+    """Versions of the package and of the libraries that shape its answers (None: not installed on this server)."""
 
     version: str
     python: str
-    torch: str
-    ultralytics: str
+    torch: str | None = None
+    ultralytics: str | None = None
+    onnxruntime: str | None = None
 
 
 class ErrorResponse(BaseModel):

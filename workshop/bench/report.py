@@ -23,8 +23,8 @@ ENGINE_SPEEDUP_GOAL = 1.5  # fastest exported engine >= this x PyTorch throughpu
 PEER_THROUGHPUT_GOAL = 1.5  # default `workshop serve` req/s at 8 clients >= this x the naive peer's
 PEER_LATENCY_GOAL = 0.7  # default `workshop serve` p50 at 1 client <= this x the naive peer's
 FIRST_PREDICTION_GOAL = 1.2  # default server's first prediction after /ready <= this x its steady p50
-LEAN_COLD_START_GOAL = 1.5  # seconds from `docker run` of the lean image to its first 200 on /predict
-LEAN_SIZE_GOAL = 400e6  # bytes of the lean image
+BACKEND_COLD_START_GOAL = 1.5  # seconds from `docker run` of the back-end image to its first 200 on /predict
+BACKEND_SIZE_GOAL = 450e6  # bytes of the back-end image (unpacked)
 
 
 def _version(package: str) -> str:
@@ -155,18 +155,19 @@ def peer_goal_rows(peer: PeerResults) -> list[str]:
 
 
 def container_goal_rows(results: BenchResults) -> list[str]:
-    """The lean image (a tag with "lean" in it): its size, and its start to the first answered prediction."""
+    """Each back-end image measured (``--containers``): its start to the first answered prediction, and its size.
+
+    ``workshop bench-images`` measures the images against a baseline, with the build and push figures.
+    """
     rows = []
     for tag, value in results.container_cold_starts.items():
-        if "lean" not in tag:
-            continue
         if not isinstance(value, str):
-            rows.append(f"| lean image: `docker run` → first 200 on /predict | shapes | `{tag}` | {value:.2f} s "
-                        f"| ≤ {LEAN_COLD_START_GOAL} s | {_met(value <= LEAN_COLD_START_GOAL)} |")
+            rows.append(f"| image: `docker run` → first 200 on /predict | shapes | `{tag}` | {value:.2f} s "
+                        f"| ≤ {BACKEND_COLD_START_GOAL} s | {_met(value <= BACKEND_COLD_START_GOAL)} |")
         if tag in results.container_layers:
             total = results.container_layers[tag][0]
-            rows.append(f"| lean image: size | — | `{tag}` | {total / 1e6:.0f} MB | ≤ {LEAN_SIZE_GOAL / 1e6:.0f} MB "
-                        f"| {_met(total <= LEAN_SIZE_GOAL)} |")
+            rows.append(f"| image: size | — | `{tag}` | {total / 1e6:.0f} MB | ≤ {BACKEND_SIZE_GOAL / 1e6:.0f} MB "
+                        f"| {_met(total <= BACKEND_SIZE_GOAL)} |")
     return rows
 
 
@@ -189,7 +190,7 @@ def peer_rows(results: list[ModelResults]) -> list[str]:
     return rows
 
 
-def _instruction(created_by: str) -> str:
+def layer_instruction(created_by: str) -> str:
     """A layer's Dockerfile instruction as `docker history` records it, without the shell and build-argument prefix."""
     if not created_by:
         return "(the base image)"
@@ -210,7 +211,7 @@ def layer_rows(results: BenchResults) -> list[str]:
     for tag, (total, layers) in results.container_layers.items():
         lines += [f"`{tag}`: {total / 1e6:.0f} MB in all.", "", *_table("Layer MB", "Made by")]
         for size, created_by in layers[:12]:
-            lines.append(_row(f"{size / 1e6:.1f}", _instruction(created_by)))
+            lines.append(_row(f"{size / 1e6:.1f}", layer_instruction(created_by)))
         lines.append("")
     return lines
 

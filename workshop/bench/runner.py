@@ -103,7 +103,7 @@ def _model_inputs(model: str, folder: Path) -> tuple[Path, list[Path], str]:
             path = folder / f"{name}.png"
             photo(name).save(path)
             pictures.append(path)
-        return pictures[0], pictures, "scikit-image's cat photo, 451×300"
+        return pictures[0], pictures, "the sample cat photo (scikit-image's Chelsea), 451×300"
     timed = folder / "shapes_timed.png"
     shapes_sample(seed=3, width=640, height=480).image.save(timed)
     pictures = []

@@ -1,8 +1,15 @@
 """Runtimes that execute a detection model: PyTorch, ONNX Runtime and OpenVINO.
 
-:func:`load_engine` is the one entry point the registry uses. PyTorch runs the
-weights as trained; the two others run an export of the same weights, made by
-Ultralytics on first use (or at image build time) and cached in the weights folder.
+The one place where a model's engine is decided and its export found or made. The
+registry asks two questions, through two functions:
+
+* :func:`plan_engine`: which engine will run this model, from which export, and can it run
+  here at all? Nothing is exported or timed (``/models`` asks it before a model loads).
+* :func:`load_engine`: load the model as planned, first making what the plan still lacks:
+  an export (Ultralytics, seconds, cached in the weights folder) and, for ``auto``, the
+  timing of the two exported runtimes (once per CPU, cached too).
+
+PyTorch runs the weights as trained; the two others run an export of the same weights.
 The default setting, ``auto``, picks one per model (:mod:`workshop.engines.auto`).
 """
 
@@ -10,45 +17,68 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workshop.engines.base import ENGINE_NAMES, Engine, EngineChoice, EngineName, InferenceParameters, resolve_threads
-from workshop.engines.export import exporting_available, export_model, find_export
+from workshop.engines import auto, installed
+from workshop.engines.base import (
+    ENGINE_NAMES,
+    Engine,
+    EngineChoice,
+    EngineName,
+    EnginePlan,
+    InferenceParameters,
+    resolve_threads,
+)
+from workshop.engines.export import ensure_export, find_export, no_export_here
+from workshop.model_errors import ModelUnavailableError
 
 __all__ = [
     "ENGINE_NAMES",
     "Engine",
     "EngineChoice",
     "EngineName",
+    "EnginePlan",
     "InferenceParameters",
     "load_engine",
+    "plan_engine",
     "resolve_threads",
 ]
 
 
-def load_engine(engine: EngineName, model: str, weights: Path, exports_dir: Path, threads: int) -> Engine:
-    """Load ``model`` on ``engine``, exporting its weights first when no cached export matches them."""
-    if engine == "pytorch":
+def plan_engine(model: str, weights: Path, requested: EngineChoice, exports_dir: Path) -> EnginePlan:
+    """How ``model`` will run when ``requested`` (an engine, or ``auto``) is asked for: nothing is made here."""
+    if requested == "auto":
+        return auto.plan(model, weights, exports_dir)
+    asked = f"asked for ({requested})"
+    if not installed.runtime_installed(requested):
+        if requested == "pytorch":
+            reason = (
+                "This installation has no PyTorch (the back-end image): serve models on the onnx engine "
+                "(WORKSHOP_ENGINE), or build the PyTorch image, backend/Dockerfile.pytorch."
+            )
+        else:
+            reason = (
+                f"{installed.RUNTIME_NAMES[requested]} is not installed here: ask for another engine "
+                "(WORKSHOP_ENGINE, WORKSHOP_MODEL_ENGINES), or install it."
+            )
+        return EnginePlan(model, weights, requested, requested, None, asked, reason)
+    if requested == "pytorch":
+        return EnginePlan(model, weights, requested, requested, None, asked)
+    export = find_export(exports_dir, model, requested, weights)
+    cannot = None if export is not None or installed.can_export(requested) else no_export_here(model, requested, exports_dir)
+    return EnginePlan(model, weights, requested, requested, export, asked, cannot)
+
+
+def load_engine(plan: EnginePlan, exports_dir: Path, threads: int) -> tuple[Engine, EnginePlan]:
+    """Load the model as ``plan`` says, settling it first (exports, timing); return the engine and the settled plan."""
+    if plan.unavailable is not None:
+        raise ModelUnavailableError(plan.unavailable)
+    if not plan.settled:
+        plan = auto.settle(plan, exports_dir, threads)
+    if plan.engine == "pytorch":
         from workshop.engines.pytorch import PytorchEngine
 
-        return PytorchEngine.load(weights, threads)
+        return PytorchEngine.load(plan.weights, threads), plan
 
     from workshop.engines.exported import EXPORTED_ENGINES
 
-    directory = find_export(exports_dir, model, engine, weights) or export_model(weights, model, engine, exports_dir)
-    return EXPORTED_ENGINES[engine](directory, threads)
-
-
-def engine_unavailable_reason(engine: EngineName, model: str, weights: Path, exports_dir: Path) -> str | None:
-    """Why ``model`` cannot run on ``engine`` in this installation, or None when it can (or may, after a download)."""
-    if engine == "pytorch":
-        if exporting_available():
-            return None
-        return (
-            "This installation has no PyTorch (the lean image): serve models on the onnx or openvino engine "
-            "(WORKSHOP_ENGINE)."
-        )
-    if find_export(exports_dir, model, engine, weights) is not None or exporting_available():
-        return None
-    return (
-        f"There is no {engine} export of '{model}' in {exports_dir} and no PyTorch here to make one; run "
-        f"`workshop export {model} --engines {engine}` where PyTorch is installed."
-    )
+    directory = plan.export or ensure_export(plan.weights, plan.model, plan.engine, exports_dir)[0]
+    return EXPORTED_ENGINES[plan.engine](directory, threads), plan

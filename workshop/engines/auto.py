@@ -5,7 +5,7 @@ The rule, decided once per model and cached next to its exports:
 1. The candidates are the exported runtimes (ONNX Runtime, OpenVINO) that are installed and
    have an export of the model, or can make one (PyTorch and Ultralytics are here).
 2. No candidate: PyTorch (no exported runtime installed, or a model that cannot be exported).
-3. One candidate: that one, with no timing (the lean image keeps only ONNX Runtime).
+3. One candidate: that one, with no timing (the back-end image keeps only ONNX Runtime).
 4. Two: both run the model on the same picture, in turns, and the lower median time wins.
    The timings, the CPU and the weights' hash go to ``exports/<model>-auto.json``; the
    choice is reused while they still hold, and timed again on another CPU.
@@ -13,49 +13,38 @@ The rule, decided once per model and cached next to its exports:
 Exported engines give the same answers as PyTorch (``workshop bench`` checks it) in half the
 time or less, which is why they come first. Code that needs Ultralytics' own ``Results``
 API asks for PyTorch explicitly: ``Settings(engine="pytorch")``.
+
+:func:`plan` applies the rule without making anything (what ``/models`` shows); :func:`settle`
+makes the missing exports and times the runtimes, once, when the model loads. Both are
+called by :mod:`workshop.engines` only.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from workshop.engines import export
-from workshop.engines.base import EngineName
-from workshop.engines.export import ExportRecord, find_export
+from workshop.engines import installed
+from workshop.engines.base import EngineName, EnginePlan
+from workshop.engines.export import ExportRecord, ensure_export, find_export
 
 logger = logging.getLogger(__name__)
 
 #: The exported engines, in the order a tie or a prediction prefers them: ONNX Runtime runs
-#: concurrent requests side by side (OpenVINO one at a time) and is the lean image's runtime.
+#: concurrent requests side by side (OpenVINO one at a time) and is the back-end image's runtime.
 EXPORTED_PREFERENCE: tuple[EngineName, ...] = ("onnx", "openvino")
-#: The Python module each exported engine runs on.
-RUNTIME_MODULES: dict[EngineName, str] = {"onnx": "onnxruntime", "openvino": "openvino"}
 CHOICE_VERSION = 1
 #: Timed calls per engine after two untimed ones, taken in turns so that a drift of the CPU's speed hits both.
 TIMED_CALLS = 9
-
-
-def runtime_installed(engine: EngineName) -> bool:
-    """Whether this Python can run ``engine`` (PyTorch: can load ``.pt`` weights)."""
-    if engine == "pytorch":
-        return export.exporting_available()
-    return importlib.util.find_spec(RUNTIME_MODULES[engine]) is not None
-
-
-def can_export(engine: EngineName) -> bool:
-    """Whether this Python can make an ``engine`` export (Ultralytics' ONNX export also needs the onnx package)."""
-    return export.exporting_available() and (engine != "onnx" or importlib.util.find_spec("onnx") is not None)
 
 
 def cpu_name() -> str:
@@ -71,12 +60,12 @@ def cpu_name() -> str:
 
 @dataclass(frozen=True)
 class AutoChoice:
-    """The engine ``auto`` picked for one model, and why."""
+    """The timed choice of one model, as cached in ``exports/<model>-auto.json``."""
 
     model: str
     engine: EngineName
     reason: str
-    #: Median milliseconds per call of each timed engine (empty when nothing was timed).
+    #: Median milliseconds per call of each timed engine.
     timings_ms: dict[str, float] = field(default_factory=dict)
     cpu: str = ""
     candidates: list[str] = field(default_factory=list)
@@ -90,82 +79,87 @@ def choice_path(exports_dir: Path, model: str) -> Path:
     return Path(exports_dir) / f"{model}-auto.json"
 
 
-def candidates(model: str, weights: Path, exports_dir: Path) -> list[EngineName]:
-    """Exported engines installed here that have, or can make, an export of ``model`` (step 1 of the rule)."""
-    return [
-        engine
+def no_export_nor_pytorch(model: str, exports_dir: Path) -> str:
+    """Why ``auto`` cannot serve ``model`` in an installation without PyTorch, and what to do."""
+    return (
+        f"There is no export of '{model}' in {exports_dir} and no PyTorch here to run its weights (the back-end "
+        f"image has none). Where PyTorch is installed (the codespace's venv), run `WORKSHOP_WEIGHTS_DIR=weights "
+        f"workshop export {model} --engines onnx`, then build the image again: it copies weights/exports."
+    )
+
+
+def plan(model: str, weights: Path, exports_dir: Path) -> EnginePlan:
+    """Steps 1 to 3 of the rule, and the cached outcome of step 4: nothing is exported or timed here."""
+    found = {
+        engine: find_export(exports_dir, model, engine, weights)
         for engine in EXPORTED_PREFERENCE
-        if runtime_installed(engine)
-        and (can_export(engine) or find_export(exports_dir, model, engine, weights) is not None)
-    ]
+        if installed.runtime_installed(engine)
+    }
+    listed = tuple(engine for engine, directory in found.items() if directory is not None or installed.can_export(engine))
+    if not listed:
+        unavailable = None if installed.runtime_installed("pytorch") else no_export_nor_pytorch(model, exports_dir)
+        reason = "no exported runtime (ONNX Runtime, OpenVINO) is installed" if not found else "no export can be made"
+        return EnginePlan(model, weights, "auto", "pytorch", None, reason, unavailable)
+    cached = _cached_choice(model, listed, found, exports_dir)
+    if cached is not None:
+        return EnginePlan(model, weights, "auto", cached.engine, found[cached.engine], cached.reason, candidates=listed)
+    engine = listed[0]
+    if len(listed) == 1:
+        reason = "the only exported runtime here"
+    else:
+        reason = "the first of ONNX Runtime and OpenVINO; both are timed when the model loads"
+    settled = len(listed) == 1 and found[engine] is not None
+    return EnginePlan(model, weights, "auto", engine, found[engine], reason, settled=settled, candidates=listed)
 
 
-def cached_choice(model: str, weights: Path, exports_dir: Path) -> AutoChoice | None:
+def _cached_choice(
+    model: str, listed: tuple[EngineName, ...], found: dict[EngineName, Path | None], exports_dir: Path
+) -> AutoChoice | None:
     """The cached timed choice, when it still holds: same CPU, same candidates, exports of the same weights."""
     try:
         choice = AutoChoice(**json.loads(choice_path(exports_dir, model).read_text()))
     except (OSError, TypeError, ValueError):
         return None
-    if choice.version != CHOICE_VERSION or choice.cpu != cpu_name():
+    if choice.version != CHOICE_VERSION or choice.cpu != cpu_name() or choice.candidates != list(listed):
         return None
-    if choice.candidates != list(candidates(model, weights, exports_dir)):
-        return None
-    directory = find_export(exports_dir, model, choice.engine, weights)
+    directory = found.get(choice.engine)
     if directory is None or ExportRecord.read(directory).source_sha256 != choice.source_sha256:
         return None
     return choice
 
 
-def likely_engine(model: str, weights: Path, exports_dir: Path) -> EngineName:
-    """The engine ``auto`` picks or will pick for ``model``, without exporting or timing anything (for ``/models``)."""
-    choice = cached_choice(model, weights, exports_dir)
-    if choice is not None:
-        return choice.engine
-    found = candidates(model, weights, exports_dir)
-    return found[0] if found else "pytorch"
-
-
-def choose_engine(model: str, weights: Path, exports_dir: Path, threads: int) -> AutoChoice:
-    """Apply the rule to ``model``: export what is missing, time when there is a choice, cache the outcome.
+def settle(unsettled: EnginePlan, exports_dir: Path, threads: int) -> EnginePlan:
+    """Step 4, when the model loads: export what is missing, time when there is a choice, cache the outcome.
 
     An export that fails (a network Ultralytics cannot export) drops that engine; with none
     left, PyTorch runs the model as trained.
     """
-    cached = cached_choice(model, weights, exports_dir)
-    if cached is not None:
-        return cached
-    listed = candidates(model, weights, exports_dir)
     exports: dict[EngineName, Path] = {}
-    for engine in listed:
+    for engine in unsettled.candidates:
         try:
-            exports[engine] = find_export(exports_dir, model, engine, weights) or export.export_model(
-                weights, model, engine, exports_dir
-            )
+            exports[engine], _ = ensure_export(unsettled.weights, unsettled.model, engine, exports_dir)
         except Exception as error:  # noqa: BLE001 - unsupported layers, broken weights...: this engine is out
-            logger.warning("auto: no %s export of %s (%s); trying the other engines", engine, model, error)
+            logger.warning("auto: no %s export of %s (%s); trying the other engines", engine, unsettled.model, error)
     if not exports:
-        reason = (
-            "no exported runtime (ONNX Runtime, OpenVINO) is installed" if not listed else "the export failed"
-        )
-        return AutoChoice(model, "pytorch", reason, cpu=cpu_name(), candidates=list(listed))
+        return replace(unsettled, engine="pytorch", export=None, reason="the export failed", settled=True)
     if len(exports) == 1:
-        (engine,) = exports
-        return AutoChoice(model, engine, "the only exported runtime here", cpu=cpu_name(), candidates=list(listed))
+        ((engine, directory),) = exports.items()
+        return replace(unsettled, engine=engine, export=directory, reason="the only export that could be made", settled=True)
     timings = time_engines(exports, threads)
     fastest = min(timings, key=timings.__getitem__)
     choice = AutoChoice(
-        model=model,
+        model=unsettled.model,
         engine=fastest,
         reason="the faster of the two on this CPU ("
         + ", ".join(f"{engine} {ms:.1f} ms" for engine, ms in timings.items())
         + ")",
         timings_ms=timings,
         cpu=cpu_name(),
-        candidates=list(listed),
+        candidates=list(unsettled.candidates),
         source_sha256=ExportRecord.read(exports[fastest]).source_sha256,
     )
     _save(choice, exports_dir)
-    return choice
+    return replace(unsettled, engine=fastest, export=exports[fastest], reason=choice.reason, settled=True)
 
 
 def time_engines(exports: dict[EngineName, Path], threads: int) -> dict[str, float]:
@@ -190,6 +184,7 @@ def time_engines(exports: dict[EngineName, Path], threads: int) -> dict[str, flo
 def _save(choice: AutoChoice, exports_dir: Path) -> None:
     path = choice_path(exports_dir, choice.model)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_name(f".{path.name}.{os.getpid()}")
         staged.write_text(json.dumps(asdict(choice), indent=2) + "\n")
         staged.replace(path)  # one rename: another process never reads half a file
@@ -197,12 +192,4 @@ def _save(choice: AutoChoice, exports_dir: Path) -> None:
         logger.warning("Could not cache the engine choice of %s in %s: %s", choice.model, path, error)
 
 
-__all__ = [
-    "AutoChoice",
-    "EXPORTED_PREFERENCE",
-    "candidates",
-    "choose_engine",
-    "cpu_name",
-    "likely_engine",
-    "runtime_installed",
-]
+__all__ = ["AutoChoice", "EXPORTED_PREFERENCE", "choice_path", "cpu_name", "plan", "settle"]

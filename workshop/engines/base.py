@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol, get_args
 
 import numpy as np
@@ -33,6 +34,37 @@ class InferenceParameters:
     iou: float
     max_detections: int
     image_size: int | None = None  # None: the size the model was trained (or exported) at
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """Which engine runs one model and from which export: decided by :func:`workshop.engines.plan_engine`.
+
+    Making a plan exports and times nothing, so ``/models`` can show it before the model loads.
+    A plan that is not ``settled`` (``auto`` with an export still to make, or two runtimes
+    still to time) is settled when the model loads, once: see :mod:`workshop.engines.auto`.
+    """
+
+    model: str
+    weights: Path
+    #: What the settings ask for this model: an engine, or ``auto``.
+    requested: EngineChoice
+    #: The engine that runs the model (``auto`` not yet settled: the one it most likely picks).
+    engine: EngineName
+    #: The export that engine opens; None for PyTorch, or when the export is still to be made.
+    export: Path | None
+    #: Why this engine, in a few words (logged when the model loads).
+    reason: str
+    #: Why the model cannot run in this installation, whatever its weights; None when it can.
+    unavailable: str | None = None
+    settled: bool = True
+    #: ``auto``: the exported engines still in the running (installed, with an export or able to make one).
+    candidates: tuple[EngineName, ...] = ()
+
+    @property
+    def needs_weights(self) -> bool:
+        """Whether loading reads the ``.pt`` weights: PyTorch runs them, or an export is made from them."""
+        return self.engine == "pytorch" or self.export is None
 
 
 class Engine(Protocol):

@@ -10,22 +10,29 @@ Exports are cached in the weights folder, next to downloaded weights::
 export and is ignored. It records the SHA-256 of the weights it came from: when
 the weights change, the cached export no longer matches and is made again.
 Exporting needs PyTorch and Ultralytics; *using* an export needs neither, which
-is what lets the lean container image leave PyTorch out.
+is what lets the back-end image leave PyTorch out.
+
+The bundled ``shapes`` model's ONNX export ships inside the package
+(``workshop/assets/exports/shapes-onnx``), so that it runs on ONNX Runtime with
+no PyTorch anywhere; :func:`find_export` looks there after the cache.
+``workshop export shapes --engines onnx --bundled`` makes it again after a
+retraining (a test fails while it is out of step with ``shapes.pt``).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import json
 import logging
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 
+from workshop.engines import installed
 from workshop.engines.base import EngineName
 from workshop.model_errors import ModelUnavailableError
 
@@ -38,6 +45,8 @@ EXPORT_FORMATS: dict[EngineName, str] = {"onnx": "onnx", "openvino": "openvino"}
 MODEL_FILES: dict[EngineName, str] = {"onnx": "model.onnx", "openvino": "model.xml"}
 
 RECORD_FILE = "export.json"
+#: Exports shipped inside the package (the bundled model's), searched after the cache.
+PACKAGED_EXPORTS = Path(str(resources.files("workshop") / "assets" / "exports"))
 #: Bumped when the export settings change: older exports are then made again.
 RECORD_VERSION = 3
 
@@ -94,29 +103,38 @@ def export_directory(exports_dir: Path, model: str, engine: EngineName) -> Path:
     return Path(exports_dir) / f"{model}-{engine}"
 
 
-def exporting_available() -> bool:
-    """True when this Python can export (PyTorch and Ultralytics installed); the lean image cannot."""
-    return importlib.util.find_spec("ultralytics") is not None and importlib.util.find_spec("torch") is not None
-
-
 def find_export(exports_dir: Path, model: str, engine: EngineName, weights: Path | None) -> Path | None:
-    """The cached export folder of ``model`` for ``engine``, or None when there is none or it is stale.
+    """The export folder of ``model`` for ``engine``, in the cache or in the package; None when none is usable.
 
-    With ``weights`` present the export must come from exactly those weights;
-    without them (a lean image that ships only exports) any finished export is used.
+    With ``weights`` present the export must come from exactly those weights; without
+    them (an image that ships only exports) any finished export is used.
     """
-    directory = export_directory(exports_dir, model, engine)
-    if not (directory / RECORD_FILE).is_file():
-        return None
+    for folder in (Path(exports_dir), PACKAGED_EXPORTS):
+        directory = export_directory(folder, model, engine)
+        if (directory / RECORD_FILE).is_file() and _usable(directory, model, engine, weights):
+            return directory
+    return None
+
+
+def _usable(directory: Path, model: str, engine: EngineName, weights: Path | None) -> bool:
     record = ExportRecord.read_current(directory)
     if record is None:
-        logger.info("Cached %s export of %s is from an older version of this package", engine, model)
-        return None
-    if weights is not None and weights.is_file():
-        if record.source_sha256 != weights_sha256(weights):
-            logger.info("Cached %s export of %s is stale (the weights changed)", engine, model)
-            return None
-    return directory
+        logger.info("The %s export of %s in %s is from an older version of this package", engine, model, directory)
+        return False
+    if weights is not None and weights.is_file() and record.source_sha256 != weights_sha256(weights):
+        logger.info("The %s export of %s in %s is stale (the weights changed)", engine, model, directory)
+        return False
+    return True
+
+
+def ensure_export(
+    weights: Path, model: str, engine: EngineName, exports_dir: Path, image_size: int | None = None, *, force: bool = False
+) -> tuple[Path, bool]:
+    """The export folder of ``model`` for ``engine``, made now when none is usable (or ``force``); and whether it was made."""
+    found = None if force else find_export(exports_dir, model, engine, weights)
+    if found is not None:
+        return found, False
+    return export_model(weights, model, engine, exports_dir, image_size), True
 
 
 def export_model(
@@ -137,13 +155,15 @@ def export_model(
     in Ultralytics 8.4.190 that is the one-to-many head plus NMS, for YOLO26 too.
     Raises :class:`ModelUnavailableError` when this Python cannot export.
     """
-    if not exporting_available():
+    if not installed.can_export(engine):
+        raise ModelUnavailableError(no_export_here(model, engine, exports_dir))
+    from workshop.yolo_env import import_yolo, network_available
+
+    if not weights.is_file() and not network_available():
         raise ModelUnavailableError(
-            f"There is no {engine} export of '{model}' in {exports_dir}, and this installation has no PyTorch to "
-            f"make one. Run `workshop export {model} --engines {engine}` where PyTorch is installed "
-            "(the lean image does it at build time)."
+            f"The weights of '{model}' are not at {weights} and there is no network to download them: "
+            "there is nothing to export."
         )
-    from workshop.yolo_env import import_yolo
 
     YOLO = import_yolo()
     import ultralytics
@@ -199,6 +219,14 @@ def export_model(
         staged.rename(destination)
     logger.info("Exported %s to %s in %.1f s: %s", model, engine, record.export_seconds, destination)
     return destination
+
+
+def no_export_here(model: str, engine: EngineName, exports_dir: Path) -> str:
+    """What to do when ``model`` has no ``engine`` export here and this installation cannot make one."""
+    return (
+        f"There is no {engine} export of '{model}' in {exports_dir} and no PyTorch here to make one; run "
+        f"`workshop export {model} --engines {engine}` where PyTorch is installed."
+    )
 
 
 def _is_end2end(staged: Path, engine: EngineName) -> bool:

@@ -127,7 +127,7 @@ class OpenVinoEngine(ExportedEngine):
     for a new picture size on its first inference, and several requests doing that at
     once can deadlock the CPU plugin's thread pool on a small machine: reported upstream
     (ultralytics/ultralytics#25923, which went back to one synchronous request), and
-    the likely cause of a lean container that once never answered in this project's CI.
+    the likely cause of a container with OpenVINO alone that once never answered in this project's CI.
     """
 
     name: ClassVar[EngineName] = "openvino"

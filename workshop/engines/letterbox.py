@@ -8,7 +8,7 @@ scale and padding so boxes found in the tensor can be put back on the picture.
 The resize is OpenCV's bilinear, exactly as Ultralytics does it, so an exported
 engine sees the same pixels as PyTorch and gives the same answers (Pillow's
 bilinear filter smooths when it shrinks, which moves boxes by a pixel or two).
-Without OpenCV (the lean image), Pillow's affine transform samples the same points
+Without OpenCV (the back-end image), Pillow's affine transform samples the same points
 with the same weights: identical to within rounding, a few milliseconds slower.
 Neither needs PyTorch.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 
 from fastapi import APIRouter, Request, Response, status
@@ -43,13 +44,20 @@ def ready(registry: RegistryDep, warmup: WarmUpDep, response: Response) -> Readi
 
 @router.get("/version", summary="Versions")
 def version() -> VersionResponse:
-    """The package version and the versions of the libraries behind the answers."""
-    import torch
-    import ultralytics
+    """The package version and the versions of the libraries behind the answers.
 
-    return VersionResponse(
-        version=__version__, python=platform.python_version(), torch=torch.__version__, ultralytics=ultralytics.__version__
-    )
+    Read from the packages' metadata, without importing them: the back-end image has no PyTorch.
+    """
+    libraries = {name: installed_version(name) for name in ("torch", "ultralytics", "onnxruntime")}
+    return VersionResponse(version=__version__, python=platform.python_version(), **libraries)
+
+
+def installed_version(package: str) -> str | None:
+    """The installed version of ``package``, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @router.get("/describe", summary="What this API does")

@@ -59,7 +59,7 @@ class Answer:
 
 @st.cache_data(show_spinner=False)
 def sample_png(name: str) -> bytes:
-    """A bundled sample as PNG bytes (generated shapes or a scikit-image photo)."""
+    """A bundled sample as PNG bytes (generated shapes or one of the package's photos)."""
     if name.startswith("shapes"):
         return encode_image(shapes_sample(seed=int(name.split()[1])).image)
     return encode_image(photo(name))
