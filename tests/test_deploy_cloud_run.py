@@ -1,8 +1,8 @@
 """The cloud step on Cloud Run (``workshop gcp deploy|teardown --target cloud-run``), offline: the plan as printed,
 its scaling and cost flags, the names a class shares a project with. The deployment itself, its re-runs, the
 teacher's access and the teardown run the REAL gcloud against the loopback emulator of Google's APIs:
-tests/test_deploy_real_gcloud.py. That the lean image starts and answers /ready is tested with the real image
-elsewhere; `gcloud run services proxy` needs Google's servers and is not run here.
+tests/test_deploy_real_gcloud.py. That the back-end image (the VM's too) starts and answers /ready is tested with the
+real image in tests/test_containers.py; `gcloud run services proxy` needs Google's servers and is not run here.
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ gcloud artifacts repositories create workshop \\
 # 3/9 Let docker log in to that registry
 gcloud auth configure-docker europe-west1-docker.pkg.dev --quiet
 # 4/9 Tag the back-end image
-docker tag deploy-ml-workshop/backend:lean europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:lean
+docker tag deploy-ml-workshop/backend:latest europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest
 # 5/9 Push the back-end image
-docker push europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:lean
+docker push europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest
 # 6/9 Read the pushed image's digest
 IMAGE_DIGEST=$(gcloud artifacts docker images describe \
-europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:lean \\
+europe-west1-docker.pkg.dev/my-workshop-project/workshop/backend-ada:latest \\
     --format='value(image_summary.digest)')
 # 7/9 Read the API key (kept out of the printed plan)
 API_KEY=$(cat {WORK}/api-key)
@@ -111,8 +111,7 @@ def offline_gcloud(tmp_path: Path) -> GcloudWorld:
 
 
 def config(tmp_path: Path, **overrides) -> DeployConfig:
-    values = {"project": PROJECT, "api_key": "KEY123", "student": "ada", "work_dir": tmp_path / "wd",
-              "local_image": "deploy-ml-workshop/backend:lean", "tag": "lean"}
+    values = {"project": PROJECT, "api_key": "KEY123", "student": "ada", "work_dir": tmp_path / "wd"}
     return DeployConfig(**{**values, **overrides})
 
 

@@ -291,8 +291,7 @@ def test_real_gcloud_one_students_teardown_leaves_a_classmates_resources(
 
 # ----------------------------------------------------------------------------------------------- Cloud Run
 def run_config(tmp_path: Path, **overrides) -> DeployConfig:
-    values = {"project": PROJECT, "api_key": "KEY123", "student": "ada", "work_dir": tmp_path / "wd",
-              "local_image": "deploy-ml-workshop/backend:lean", "tag": "lean"}
+    values = {"project": PROJECT, "api_key": "KEY123", "student": "ada", "work_dir": tmp_path / "wd"}
     return DeployConfig(**{**values, **overrides})
 
 

@@ -165,7 +165,7 @@ def test_the_api_says_which_engine_serves_each_model(weights_dir: Path) -> None:
 
 
 def test_serving_from_an_export_never_imports_pytorch(registries: dict[str, ModelRegistry], weights_dir: Path) -> None:
-    registries["onnx"].get("shapes")  # the export exists now, as in the lean image
+    registries["onnx"].get("shapes")  # the export exists now, as in the back-end image
     script = f"""
 import sys
 from workshop.registry import ModelRegistry
@@ -336,7 +336,7 @@ def test_letterbox_maps_boxes_back_to_the_picture() -> None:
      ((1080, 1920), (640, 360)), ((20, 1000), (320, 6))],
 )
 def test_the_pillow_resize_is_opencvs_bilinear(source: tuple[int, int], target: tuple[int, int]) -> None:
-    """The lean image has no OpenCV: its fallback must give the pixels PyTorch's pre-processing gives."""
+    """The back-end image has no OpenCV: its fallback must give the pixels PyTorch's pre-processing gives."""
     import cv2
 
     from workshop.engines.letterbox import resize_bilinear_pillow
@@ -726,10 +726,11 @@ def test_the_api_serves_yolo26n_on_each_exported_engine(
     assert (directory / "export.json").stat().st_mtime_ns == stamp  # served from the cached export, not redone
 
 
-def test_yolo26n_is_served_from_its_export_alone_as_in_a_lean_image(
+def test_yolo26n_is_served_from_its_export_alone_as_in_the_backend_image(
     yolo26n_export: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """A lean image built with EXPORT_MODELS="shapes yolo26n" holds the export, not the weights, and no PyTorch."""
+    """The back-end image holds yolo26n's export (weights/exports, copied by backend/Dockerfile), not its weights,
+    and no PyTorch."""
     directory = yolo26n_export("onnx")
     shutil.copytree(directory, tmp_path / "exports" / directory.name)  # no yolo26n.pt next to it
     script = f"""

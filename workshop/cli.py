@@ -358,8 +358,6 @@ def _gcp_config(args: argparse.Namespace):
     project = args.project or default_project()
     if not project:
         raise SystemExit("No project: pass --project PROJECT_ID (or run `gcloud config set project PROJECT_ID`).")
-    # Cloud Run runs the lean image (no PyTorch: a smaller pull, a shorter cold start), under its own tag.
-    lean = args.target == "cloud-run"
     # Teardown has none of deploy's own flags: DeployConfig's defaults stand (its names are all it needs).
     deploy_only = {
         name: getattr(args, name)
@@ -367,8 +365,7 @@ def _gcp_config(args: argparse.Namespace):
     }
     return DeployConfig(
         project=project, region=args.region, zone=args.zone, repository=args.repository,
-        tag=args.tag or ("lean" if lean else "latest"),
-        local_image=args.image or f"deploy-ml-workshop/backend:{'lean' if lean else 'latest'}",
+        tag=args.tag, local_image=args.image,
         vm_name=args.vm_name, machine_type=args.machine_type, service_name=args.service_name,
         source_range=getattr(args, "source_range", None), api_key=getattr(args, "api_key", None),
         teacher_ip=getattr(args, "teacher_ip", None) or os.environ.get(TEACHER_IP_VARIABLE) or None,
@@ -458,11 +455,11 @@ def _add_gcp_commands(commands: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--repository", default=default["repository"], help="Artifact Registry repository (default: %(default)s)",
     )
+    # Both targets push the same back-end image (backend/Dockerfile: ONNX Runtime, no PyTorch).
     common.add_argument(
-        "--image", help="local image to push (default: deploy-ml-workshop/backend:latest; "
-        "deploy-ml-workshop/backend:lean for cloud-run)",
+        "--image", default=default["local_image"], help="local image to push (default: %(default)s)",
     )
-    common.add_argument("--tag", help="tag in the registry (default: latest; lean for cloud-run)")
+    common.add_argument("--tag", default=default["tag"], help="tag in the registry (default: %(default)s)")
     common.add_argument("--vm-name", default=default["vm_name"], help="default: %(default)s")
     common.add_argument(
         "--service-name", default=default["service_name"], help="Cloud Run service (default: %(default)s)",

@@ -92,10 +92,10 @@ HINTS: tuple[tuple[str, tuple[str, str]], ...] = (
         "Utilisateur du compte de service (roles/iam.serviceAccountUser) sur le compte de service Compute par "
         "défaut.")),
     ("container failed", (
-        "The container did not become ready: open the logs URL above, check that --image is the lean back-end image "
+        "The container did not become ready: open the logs URL above, check that --image is the back-end image "
         "and that it starts locally (docker run -p 8000:8000 IMAGE).",
         "Le conteneur n'est pas devenu prêt : ouvrez l'URL des logs ci-dessus, vérifiez que --image est l'image "
-        "allégée du back-end et qu'elle démarre en local (docker run -p 8000:8000 IMAGE).")),
+        "du back-end et qu'elle démarre en local (docker run -p 8000:8000 IMAGE).")),
     ("not currently have an active account", (
         "You are not logged in: run `gcloud auth login --no-launch-browser`.",
         "Vous n'êtes pas connecté : lancez `gcloud auth login --no-launch-browser`.")),
