@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workshop import __version__
+from workshop.checkpoints import say  # the notebook's language, for what a command prints
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -72,7 +73,6 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from workshop.checkpoints import say
     from workshop.client import BackendError, WorkshopClient
 
     from workshop.settings import get_settings
@@ -85,7 +85,7 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             result = client.predict(Path(image), model=args.model, **params)
         except (BackendError, OSError) as error:
-            print(f"{image}: error: {error}", file=sys.stderr)
+            print(say(f"{image}: error: {error}", f"{image} : erreur : {error}"), file=sys.stderr)
             status = 1
             continue
         if args.json:
@@ -238,7 +238,6 @@ def _positive_int(text: str) -> int:
 
 def _loadtest(args: argparse.Namespace) -> int:
     """Run Locust headless against one back-end, once per user count; write the figures and the plot."""
-    from workshop.checkpoints import say
     from workshop.loadtest import LoadTestError, check_url, run_loadtest
     from workshop.loadtest.runner import failure_hint, format_table
     from workshop.lab import fast_mode
@@ -279,7 +278,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
         with urllib.request.urlopen(args.url, timeout=args.timeout) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as error:
-        print(f"unhealthy: {args.url}: {error}", file=sys.stderr)
+        print(say(f"unhealthy: {args.url}: {error}", f"contrôle de santé en échec : {args.url} : {error}"), file=sys.stderr)
         return 1
 
 
@@ -298,17 +297,23 @@ def _check(args: argparse.Namespace) -> int:
         if not any(is_cloud_run(url) for url in urls):
             return None
         token = identity_token()
-        print("Cloud Run URLs: sending the identity token of gcloud's account (gcloud auth print-identity-token)."
-              if token else "Cloud Run URLs, but gcloud gives no identity token: log in (gcloud auth login) as an "
-              "account the students let in.", file=sys.stderr, flush=True)
+        print(say("Cloud Run URLs: sending the identity token of gcloud's account (gcloud auth print-identity-token).",
+                  "URL Cloud Run : envoi du jeton d'identité du compte gcloud (gcloud auth print-identity-token).")
+              if token else
+              say("Cloud Run URLs, but gcloud gives no identity token: log in (gcloud auth login) as an account the "
+                  "students let in.",
+                  "URL Cloud Run, mais gcloud ne donne aucun jeton d'identité : connectez-vous (gcloud auth login) "
+                  "avec un compte que les étudiants ont autorisé."), file=sys.stderr, flush=True)
         return token
 
     if (args.url is None) == (args.roster is None):
-        print("error: give one back-end URL, or --roster FILE.csv for a class", file=sys.stderr)
+        print(say("error: give one back-end URL, or --roster FILE.csv for a class",
+                  "erreur : donnez l'URL d'un back-end, ou --roster FICHIER.csv pour une classe"), file=sys.stderr)
         return 2
     if args.roster and args.api_key:
-        print("error: --api-key goes with one URL; a roster gives each student's key in its key column",
-              file=sys.stderr)
+        print(say("error: --api-key goes with one URL; a roster gives each student's key in its key column",
+                  "erreur : --api-key va avec une seule URL ; une liste de classe donne la clé de chaque étudiant "
+                  "dans sa colonne key"), file=sys.stderr)
         return 2
     timeout = args.timeout or DEFAULT_TIMEOUT_SECONDS
     budget = args.max_latency or DEFAULT_LATENCY_BUDGET_SECONDS
@@ -357,7 +362,9 @@ def _gcp_config(args: argparse.Namespace):
 
     project = args.project or default_project()
     if not project:
-        raise SystemExit("No project: pass --project PROJECT_ID (or run `gcloud config set project PROJECT_ID`).")
+        raise SystemExit(say("No project: pass --project PROJECT_ID (or run `gcloud config set project PROJECT_ID`).",
+                             "Pas de projet : passez --project ID_PROJET (ou lancez `gcloud config set project "
+                             "ID_PROJET`)."))
     # Teardown has none of deploy's own flags: DeployConfig's defaults stand (its names are all it needs).
     deploy_only = {
         name: getattr(args, name)
@@ -383,7 +390,7 @@ def _gcp_deploy(args: argparse.Namespace) -> int:
         else:
             deploy(_gcp_config(args), execute_steps=args.execute, timeout=args.timeout)
     except (StepFailed, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(say(f"error: {error}", f"erreur : {error}"), file=sys.stderr)
         return 1
     return 0
 
@@ -397,7 +404,7 @@ def _gcp_teardown(args: argparse.Namespace) -> int:
             delete_repository=args.delete_repository, target=args.target,
         )
     except (StepFailed, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(say(f"error: {error}", f"erreur : {error}"), file=sys.stderr)
         return 1
     return 1 if left else 0  # the exit code says whether anything it was asked to delete is left
 

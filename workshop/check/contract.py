@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import requests
 
-from workshop.check.identity import CLOUD_RUN_REFUSED_FIX, authorization, is_cloud_run
-
+from workshop.check.identity import authorization, cloud_run_refused_fix, is_cloud_run
+from workshop.checkpoints import Text, say
 from workshop.schemas import API_KEY_HEADER
 
 #: Seconds one request may take before the server counts as not answering.
@@ -41,11 +41,13 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_LATENCY_BUDGET_SECONDS = 2.0
 
 Status = Literal["pass", "fail", "skip"]
-Outcome = tuple[Status, str, str]  # status, detail, fix
+Outcome = tuple[Status, str, str]  # status, detail, fix (in the notebook's language, see workshop.checkpoints.say)
 
 # The original lab's answer to a prediction; the workshop's back-end adds fields, never removes these.
-_PREDICTION_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
-    "detections": ((list,), "a list"), "time": ((int, float), "a number"), "model": ((str,), "a string"),
+_PREDICTION_FIELDS: dict[str, tuple[tuple[type, ...], Text]] = {
+    "detections": ((list,), Text("a list", "une liste")),
+    "time": ((int, float), Text("a number", "un nombre")),
+    "model": ((str,), Text("a string", "une chaîne")),
 }
 _BOX_FIELDS = ("x_min", "y_min", "x_max", "y_max")
 # Boxes may round a pixel beyond the edge of the picture.
@@ -56,7 +58,10 @@ _SHOWN_CHARACTERS = 160
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of one check: ``status`` is ``pass``, ``fail`` or ``skip`` (not run, or not applicable)."""
+    """The outcome of one check: ``status`` is ``pass``, ``fail`` or ``skip`` (not run, or not applicable).
+
+    ``title``, ``detail`` and ``fix`` are in the language of the run (``WORKSHOP_LANG``); ``name`` never changes.
+    """
 
     name: str
     title: str
@@ -236,7 +241,7 @@ class Probe:
         ``key`` sends that one instead (the check of a wrong key).
         """
         if not self.url.removeprefix("http://"):
-            raise NoAnswer("no URL given", _URL_FIX)
+            raise NoAnswer(say("no URL given", "aucune URL donnée"), _url_fix())
         headers = {}
         if key is not None:
             headers[API_KEY_HEADER] = key
@@ -255,8 +260,10 @@ class Probe:
         answer = _answer(response, time.perf_counter() - started)
         if answer.status == 403 and is_cloud_run(self.url):
             self.reachable = True
-            raise NoAnswer(f"{method} {path}: Cloud Run answered 403 (this caller may not invoke the service)",
-                           CLOUD_RUN_REFUSED_FIX)
+            raise NoAnswer(say(f"{method} {path}: Cloud Run answered 403 (this caller may not invoke the service)",
+                               f"{method} {path} : Cloud Run a répondu 403 (cet appelant n'a pas le droit "
+                               "d'invoquer le service)"),
+                           cloud_run_refused_fix())
         if answer.status == 401 and send_key and key is None:
             raise KeyRefused(answer)
         return answer
@@ -291,22 +298,41 @@ def _answer(response: requests.Response, seconds: float) -> Answer:
     )
 
 
-_URL_FIX = "Give the back-end's address as http://HOST:PORT, e.g. http://localhost:8000 or http://EXTERNAL_IP:8000."
+_URL_FIX = Text(
+    "Give the back-end's address as http://HOST:PORT, e.g. http://localhost:8000 or http://EXTERNAL_IP:8000.",
+    "Donnez l'adresse du back-end sous la forme http://HÔTE:PORT, par exemple http://localhost:8000 ou "
+    "http://IP_EXTERNE:8000.",
+)
+
+
+def _url_fix() -> str:
+    return str(_URL_FIX)
+
 
 # Failures without an HTTP answer: the errors, the report's line, its fix. The first match wins, so a
 # subclass comes before its base (ConnectTimeout and SSLError are ConnectionErrors).
-_NO_ANSWER_REASONS: tuple[tuple[tuple[type[requests.RequestException], ...], str, str], ...] = (
+_NO_ANSWER_REASONS: tuple[tuple[tuple[type[requests.RequestException], ...], Text, Text], ...] = (
     ((requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL),
-     "{url} is not a valid URL ({error})", _URL_FIX),
-    ((requests.exceptions.ConnectTimeout,), "no connection to {url} within {connect_timeout:g} s",
-     "Nothing answers at that address: check that the machine is running, that a firewall rule opens the port to "
-     "you, and that the address is right (a VM's external IP, not its internal one)."),
-    ((requests.exceptions.ReadTimeout,), "connected, but {method} {path} got no answer within {timeout:g} s",
-     "The server accepts connections but does not answer: read its log (the terminal running it, or docker logs) "
-     "and restart it."),
-    ((requests.exceptions.SSLError,), "the TLS handshake with {url} failed",
-     "Use http:// for a server that speaks plain HTTP (uvicorn, a VM on port 8000); https:// only behind a proxy "
-     "that terminates TLS."),
+     Text("{url} is not a valid URL ({error})", "{url} n'est pas une URL valide ({error})"), _URL_FIX),
+    ((requests.exceptions.ConnectTimeout,),
+     Text("no connection to {url} within {connect_timeout:g} s", "pas de connexion à {url} en {connect_timeout:g} s"),
+     Text("Nothing answers at that address: check that the machine is running, that a firewall rule opens the port "
+          "to you, and that the address is right (a VM's external IP, not its internal one).",
+          "Rien ne répond à cette adresse. Vérifiez que la machine tourne, qu'une règle de pare-feu vous ouvre le "
+          "port et que l'adresse est la bonne (l'IP externe de la VM, pas son IP interne).")),
+    ((requests.exceptions.ReadTimeout,),
+     Text("connected, but {method} {path} got no answer within {timeout:g} s",
+          "connecté, mais {method} {path} n'a pas eu de réponse en {timeout:g} s"),
+     Text("The server accepts connections but does not answer: read its log (the terminal running it, or docker "
+          "logs) and restart it.",
+          "Le serveur accepte les connexions mais ne répond pas. Lisez son journal (le terminal où il tourne, ou "
+          "docker logs) et redémarrez-le.")),
+    ((requests.exceptions.SSLError,),
+     Text("the TLS handshake with {url} failed", "la négociation TLS avec {url} a échoué"),
+     Text("Use http:// for a server that speaks plain HTTP (uvicorn, a VM on port 8000); https:// only behind a "
+          "proxy that terminates TLS.",
+          "Utilisez http:// pour un serveur qui parle HTTP simple (uvicorn, une VM sur le port 8000), et https:// "
+          "seulement derrière un proxy qui termine TLS.")),
 )
 
 
@@ -316,20 +342,31 @@ def _no_answer(
     """The report's line and fix for a request that got no HTTP answer at all."""
     for kinds, detail, fix in _NO_ANSWER_REASONS:
         if isinstance(error, kinds):
-            return NoAnswer(detail.format(url=url, error=error, method=method, path=path, timeout=timeout,
-                                          connect_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout)), fix)
+            return NoAnswer(str(detail).format(url=url, error=error, method=method, path=path, timeout=timeout,
+                                               connect_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout)), str(fix))
     reason = _os_reason(error)
     if isinstance(error, requests.exceptions.ConnectionError) and reason and not reachable:
-        return NoAnswer(f"cannot connect to {url}: {reason}",
-                        "Nothing listens there: start the back-end (workshop serve, docker run -p 8000:8000 ..., "
-                        "docker compose up) or correct the URL's host and port.")
+        return NoAnswer(
+            say(f"cannot connect to {url}: {reason}", f"impossible de se connecter à {url} : {reason}"),
+            say("Nothing listens there: start the back-end (workshop serve, docker run -p 8000:8000 ..., docker "
+                "compose up) or correct the URL's host and port.",
+                "Rien n'écoute à cette adresse. Démarrez le back-end (workshop serve, docker run -p 8000:8000 ..., "
+                "docker compose up) ou corrigez l'hôte et le port de l'URL."),
+        )
+    shown = _shorten(str(error), 100)
     if isinstance(error, requests.exceptions.ConnectionError):
         # It answered before (or the connection opened): the process died or dropped this request.
-        return NoAnswer(f"{method} {path}: the connection closed without an answer ({_shorten(str(error), 100)})",
-                        "The server stopped or crashed on this request: read its log (the terminal running it, "
-                        "or docker logs), then restart it.")
-    return NoAnswer(f"{method} {path} failed: {_shorten(str(error), 100)}",
-                    "Check the URL and that the back-end is running.")
+        return NoAnswer(
+            say(f"{method} {path}: the connection closed without an answer ({shown})",
+                f"{method} {path} : la connexion s'est fermée sans réponse ({shown})"),
+            say("The server stopped or crashed on this request: read its log (the terminal running it, or docker "
+                "logs), then restart it.",
+                "Le serveur s'est arrêté ou a planté sur cette requête. Lisez son journal (le terminal où il "
+                "tourne, ou docker logs), puis redémarrez-le."),
+        )
+    return NoAnswer(say(f"{method} {path} failed: {shown}", f"{method} {path} a échoué : {shown}"),
+                    say("Check the URL and that the back-end is running.",
+                        "Vérifiez l'URL, et que le back-end tourne."))
 
 
 def _os_reason(error: Exception) -> str | None:
@@ -361,111 +398,147 @@ def _skip(detail: str) -> Outcome:
 def _not_json(answer: Answer, route: str) -> Outcome:
     if "html" in answer.content_type:
         return _fail(
-            f"{route} answered {answer.status} with a web page, not JSON",
-            "Point the check at the API itself (port 8000, not the front-end's 8501); in a codespace, make the port "
-            "public (Ports tab) or check from inside it with http://localhost:8000.",
+            say(f"{route} answered {answer.status} with a web page, not JSON",
+                f"{route} a répondu {answer.status} avec une page web, pas du JSON"),
+            say("Point the check at the API itself (port 8000, not the front-end's 8501); in a codespace, make the "
+                "port public (Ports tab) or check from inside it with http://localhost:8000.",
+                "Visez l'API elle-même (le port 8000, pas le 8501 du front-end). Dans un codespace, rendez le port "
+                "public (onglet Ports) ou vérifiez depuis le codespace avec http://localhost:8000."),
         )
-    media_type = answer.content_type.split(";")[0].strip() or "a body"
+    media_type = answer.content_type.split(";")[0].strip() or say("a body", "un corps")
+    body = _shorten(answer.text, 60) or say("empty", "vide")
     return _fail(
-        f"{route} answered {answer.status} with {media_type}, not JSON ({_shorten(answer.text, 60) or 'empty'})",
-        "Answer JSON: return a dict or a pydantic model from the route, and FastAPI encodes it.",
+        say(f"{route} answered {answer.status} with {media_type}, not JSON ({body})",
+            f"{route} a répondu {answer.status} avec {media_type}, pas du JSON ({body})"),
+        say("Answer JSON: return a dict or a pydantic model from the route, and FastAPI encodes it.",
+            "Répondez en JSON : renvoyez un dict ou un modèle pydantic depuis la route, FastAPI l'encode."),
     )
 
 
 def _unexpected(answer: Answer, route: str, missing_route_fix: str) -> Outcome:
     """A failure for an answer that is not the one expected, with the fix that fits its status."""
+    shown = answer.shown()
     if answer.location:
+        location = _shorten(answer.location, 100)
         return _fail(
-            f"{route} answered {answer.status}, a redirect to {_shorten(answer.location, 100)}",
-            "Give the address the server really answers at (https:// if it redirects there); a codespace port that "
-            "redirects to a login page must be made public (Ports tab) to be reached from outside.",
+            say(f"{route} answered {answer.status}, a redirect to {location}",
+                f"{route} a répondu {answer.status}, une redirection vers {location}"),
+            say("Give the address the server really answers at (https:// if it redirects there); a codespace port "
+                "that redirects to a login page must be made public (Ports tab) to be reached from outside.",
+                "Donnez l'adresse à laquelle le serveur répond vraiment (https:// s'il y redirige). Un port de "
+                "codespace qui redirige vers une page de connexion doit être rendu public (onglet Ports) pour être "
+                "joint de l'extérieur."),
         )
     if answer.status in (404, 405):
-        return _fail(f"no {route} route ({answer.shown()})", missing_route_fix)
+        return _fail(say(f"no {route} route ({shown})", f"pas de route {route} ({shown})"), missing_route_fix)
     if answer.status == 503:
         return _fail(
-            f"{route} answered {answer.shown()}",
-            "The server cannot serve the model now: read the detail above; wait for it to load, or make its weights "
-            "available where the server runs.",
+            say(f"{route} answered {shown}", f"{route} a répondu {shown}"),
+            say("The server cannot serve the model now: read the detail above; wait for it to load, or make its "
+                "weights available where the server runs.",
+                "Le serveur ne peut pas servir le modèle pour l'instant. Lisez le détail ci-dessus, puis attendez "
+                "qu'il se charge, ou rendez ses poids disponibles là où tourne le serveur."),
         )
     if answer.status == 500 and answer.text.strip() == "Internal Server Error":
         # Starlette's own answer when a route raises: the app crashed, no proxy is involved.
         return _fail(
-            f"{route} crashed on the server ({answer.shown()})",
-            "The route raised an exception on a valid request: the traceback is in the server's log (the terminal "
-            "running it, or docker logs).",
+            say(f"{route} crashed on the server ({shown})", f"{route} a planté sur le serveur ({shown})"),
+            say("The route raised an exception on a valid request: the traceback is in the server's log (the "
+                "terminal running it, or docker logs).",
+                "La route a levé une exception sur une requête valide. La trace d'appels est dans le journal du "
+                "serveur (le terminal où il tourne, ou docker logs)."),
         )
     if answer.status >= 500 and not answer.is_json:
         return _fail(
-            f"{route} answered {answer.shown()} from something in front of the API",
-            "A proxy answers but the back-end behind it does not: start the back-end (or read its log), then check "
-            "again.",
+            say(f"{route} answered {shown} from something in front of the API",
+                f"{route} : réponse {shown} venue de quelque chose placé devant l'API"),
+            say("A proxy answers but the back-end behind it does not: start the back-end (or read its log), then "
+                "check again.",
+                "Un proxy répond, mais pas le back-end derrière lui. Démarrez le back-end (ou lisez son journal), "
+                "puis relancez la vérification."),
         )
     if answer.status >= 500:
         return _fail(
-            f"{route} failed on the server ({answer.shown()})",
-            "The server crashed on a valid request: the traceback is in its log (the terminal running it, or "
-            "docker logs).",
+            say(f"{route} failed on the server ({shown})", f"{route} a échoué sur le serveur ({shown})"),
+            say("The server crashed on a valid request: the traceback is in its log (the terminal running it, or "
+                "docker logs).",
+                "Le serveur a planté sur une requête valide. La trace d'appels est dans son journal (le terminal où "
+                "il tourne, ou docker logs)."),
         )
     if 400 <= answer.status < 500:
         return _fail(
-            f"{route} refused a valid request ({answer.shown()})",
-            "Accept the contract's request as it is: read the detail above and compare your route with the "
-            "README's table.",
+            say(f"{route} refused a valid request ({shown})", f"{route} a refusé une requête valide ({shown})"),
+            say("Accept the contract's request as it is: read the detail above and compare your route with the "
+                "README's table.",
+                "Acceptez la requête du contrat telle quelle. Lisez le détail ci-dessus et comparez votre route au "
+                "tableau du README."),
         )
     if not answer.is_json:
         return _not_json(answer, route)
-    return _fail(f"{route} answered {answer.status} {_shorten(json.dumps(answer.body), 80)}", missing_route_fix)
+    body = _shorten(json.dumps(answer.body), 80)
+    return _fail(say(f"{route} answered {answer.status} {body}", f"{route} a répondu {answer.status} {body}"),
+                 missing_route_fix)
 
 
 def prediction_problems(body: Any, picture: Picture, model_asked: str | None = None) -> list[str]:
     """What is wrong with a prediction's answer, by the contract's shape (never by its classes); empty when right."""
     if not isinstance(body, dict):
-        return ["the answer is not a JSON object"]
+        return [say("the answer is not a JSON object", "la réponse n'est pas un objet JSON")]
     problems = [
-        f"no '{name}' field" if name not in body else f"'{name}' is not {kind_name}"
+        say(f"no '{name}' field", f"pas de champ '{name}'") if name not in body
+        else say(f"'{name}' is not {kind_name.en}", f"'{name}' n'est pas {kind_name.fr}")
         for name, (kinds, kind_name) in _PREDICTION_FIELDS.items()
         if name not in body or not isinstance(body[name], kinds) or isinstance(body[name], bool)
     ]
     if model_asked and isinstance(body.get("model"), str) and body["model"] != model_asked:
-        problems.append(f"asked for model '{model_asked}', the answer says '{body['model']}'")
+        problems.append(say(f"asked for model '{model_asked}', the answer says '{body['model']}'",
+                            f"modèle demandé '{model_asked}', la réponse dit '{body['model']}'"))
     for name, expected in (("image_width", picture.width), ("image_height", picture.height)):
         if name in body and body[name] != expected:
-            problems.append(f"'{name}' is {body[name]}, the picture's is {expected}")
+            problems.append(say(f"'{name}' is {body[name]}, the picture's is {expected}",
+                                f"'{name}' vaut {body[name]}, celui de l'image {expected}"))
     for index, detection in enumerate(body.get("detections") if isinstance(body.get("detections"), list) else []):
         problem = _detection_problem(detection, picture)
         if problem:
-            problems.append(f"detection {index}: {problem}")
+            problems.append(say(f"detection {index}: {problem}", f"détection {index} : {problem}"))
             break  # one wrong detection says enough
     return problems
 
 
 def _detection_problem(detection: Any, picture: Picture) -> str | None:
     if not isinstance(detection, dict):
-        return "not a JSON object"
+        return say("not a JSON object", "pas un objet JSON")
     missing = [name for name in (*_BOX_FIELDS, "class_name", "confidence") if name not in detection]
     if missing:
-        return f"no {', '.join(missing)}"
+        return say(f"no {', '.join(missing)}", f"il manque {', '.join(missing)}")
     numbers = [detection[name] for name in (*_BOX_FIELDS, "confidence")]
     if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers):
-        return "coordinates and confidence must be numbers"
+        return say("coordinates and confidence must be numbers",
+                   "les coordonnées et la confiance doivent être des nombres")
     if not isinstance(detection["class_name"], str):
-        return "class_name must be a string"
+        return say("class_name must be a string", "class_name doit être une chaîne")
     x_min, y_min, x_max, y_max, confidence = numbers
     if not 0.0 <= confidence <= 1.0:
-        return f"confidence {confidence} is not between 0 and 1"
+        return say(f"confidence {confidence} is not between 0 and 1",
+                   f"la confiance {confidence} n'est pas entre 0 et 1")
     if x_min > x_max or y_min > y_max:
-        return f"box {[x_min, y_min, x_max, y_max]} has its corners swapped"
+        box = [x_min, y_min, x_max, y_max]
+        return say(f"box {box} has its corners swapped", f"la boîte {box} a ses coins inversés")
     margin = _BOX_TOLERANCE_PIXELS
     if min(x_min, y_min) < -margin or x_max > picture.width + margin or y_max > picture.height + margin:
-        return (f"box {[round(v, 1) for v in (x_min, y_min, x_max, y_max)]} is outside the "
-                f"{picture.width}x{picture.height} picture (boxes are in the pixels of the picture sent)")
+        box, size = [round(v, 1) for v in (x_min, y_min, x_max, y_max)], f"{picture.width}x{picture.height}"
+        return say(f"box {box} is outside the {size} picture (boxes are in the pixels of the picture sent)",
+                   f"la boîte {box} sort de l'image de {size} (les boîtes sont en pixels de l'image envoyée)")
     return None
 
 
-_PREDICTION_FIX = (
-    "Answer {\"detections\": [{\"x_min\", \"y_min\", \"x_max\", \"y_max\", \"class_name\", \"confidence\"}], "
-    "\"time\", \"model\"}, with boxes in the pixels of the picture sent, as the README's contract says."
+_ANSWER_SHAPE = (
+    "{\"detections\": [{\"x_min\", \"y_min\", \"x_max\", \"y_max\", \"class_name\", \"confidence\"}], "
+    "\"time\", \"model\"}"
+)
+_PREDICTION_FIX = Text(
+    f"Answer {_ANSWER_SHAPE}, with boxes in the pixels of the picture sent, as the README's contract says.",
+    f"Répondez {_ANSWER_SHAPE}, avec des boîtes en pixels de l'image envoyée, comme le dit le contrat du README.",
 )
 
 
@@ -477,11 +550,15 @@ def _prediction_result(probe: Probe, answer: Answer, route: str, missing_route_f
         return _not_json(answer, route)
     problems = prediction_problems(answer.body, probe.picture, probe.model)
     if problems:
-        return _fail(f"the answer does not follow the contract: {'; '.join(problems)}", _PREDICTION_FIX)
+        found = say("; ", " ; ").join(problems)
+        return _fail(say(f"the answer does not follow the contract: {found}",
+                         f"la réponse ne suit pas le contrat : {found}"), str(_PREDICTION_FIX))
     probe.prediction_route = probe.prediction_route or route.split()[-1]
     probe.answered_model = probe.answered_model or answer.body["model"]
-    count = len(answer.body["detections"])
-    return _pass(f"{count} detection{'s' * (count != 1)} by '{answer.body['model']}' in {answer.seconds * 1000:.0f} ms")
+    count, model, milliseconds = len(answer.body["detections"]), answer.body["model"], f"{answer.seconds * 1000:.0f}"
+    plural = "s" * (count > 1)
+    return _pass(say(f"{count} detection{'s' * (count != 1)} by '{model}' in {milliseconds} ms",
+                     f"{count} détection{plural} par '{model}' en {milliseconds} ms"))
 
 
 # --------------------------------------------------------------------------------------------------- the checks
@@ -496,8 +573,10 @@ def check_health(probe: Probe) -> Outcome:
         return _not_json(answer, "GET /health")
     return _unexpected(
         answer, "GET /health",
-        "Add GET /health answering 200 {\"status\": \"ok\"}: it is how Docker, a VM and this check know the process "
-        "is alive.",
+        say("Add GET /health answering 200 {\"status\": \"ok\"}: it is how Docker, a VM and this check know the "
+            "process is alive.",
+            "Ajoutez GET /health, qui répond 200 {\"status\": \"ok\"} : c'est ainsi que Docker, une VM et cette "
+            "vérification savent que le processus est en vie."),
     )
 
 
@@ -506,65 +585,87 @@ def check_ready(probe: Probe) -> Outcome:
     if answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("ready") is True:
         probe.ready = True
         probe.default_model = answer.body.get("default_model") or None
-        return _pass(f"ready ({_shorten(answer.detail or 'default model loaded', 80)})")
+        detail = _shorten(answer.detail or say("default model loaded", "modèle par défaut chargé"), 80)
+        return _pass(say(f"ready ({detail})", f"prêt ({detail})"))
     if answer.status == 503:
         probe.ready = False
         return _fail(
-            f"not ready yet ({answer.shown()})",
-            "The process is up but its model is not loaded: wait a minute and check again; if it stays 503, the "
-            "reason is in the server's log.",
+            say(f"not ready yet ({answer.shown()})", f"pas encore prêt ({answer.shown()})"),
+            say("The process is up but its model is not loaded: wait a minute and check again; if it stays 503, the "
+                "reason is in the server's log.",
+                "Le processus tourne mais son modèle n'est pas chargé. Attendez une minute et relancez la "
+                "vérification ; s'il reste à 503, la raison est dans le journal du serveur."),
         )
     return _unexpected(
         answer, "GET /ready",
-        "Add GET /ready answering 503 until the model is loaded and 200 {\"ready\": true} after, so Docker's "
-        "HEALTHCHECK and load balancers send requests only to a server that can answer them.",
+        say("Add GET /ready answering 503 until the model is loaded and 200 {\"ready\": true} after, so Docker's "
+            "HEALTHCHECK and load balancers send requests only to a server that can answer them.",
+            "Ajoutez GET /ready, qui répond 503 tant que le modèle n'est pas chargé, puis 200 {\"ready\": true}. "
+            "Le HEALTHCHECK de Docker et les répartiteurs de charge n'envoient ainsi de requêtes qu'à un serveur "
+            "capable d'y répondre."),
     )
 
 
 def check_models(probe: Probe) -> Outcome:
     answer = probe.call("GET", "/models")
     if answer.status != 200:
-        return _unexpected(answer, "GET /models", "Add GET /models listing the models the server can serve.")
+        return _unexpected(answer, "GET /models", say("Add GET /models listing the models the server can serve.",
+                                                      "Ajoutez GET /models, qui liste les modèles que le serveur sait "
+                                                      "servir."))
     if not answer.is_json:
         return _not_json(answer, "GET /models")
     models = answer.body if isinstance(answer.body, list) else []
     described = [item for item in models if isinstance(item, dict) and isinstance(item.get("name"), str)]
     names = [item for item in models if isinstance(item, str)] or [item["name"] for item in described]
     if not names:
-        return _fail(f"GET /models answered {_shorten(json.dumps(answer.body), 80)}: no model listed",
-                     "Answer a JSON list with one entry per model the server can serve.")
+        body = _shorten(json.dumps(answer.body), 80)
+        return _fail(say(f"GET /models answered {body}: no model listed",
+                         f"GET /models a répondu {body} : aucun modèle listé"),
+                     say("Answer a JSON list with one entry per model the server can serve.",
+                         "Répondez une liste JSON, avec une entrée par modèle que le serveur sait servir."))
     if len(described) != len(models):
         # Bare names (the original lab's answer): predict with the first, so the checks after this one still run.
         probe.model = probe.default_model if probe.default_model in names else names[0]
+        bare, example = _shorten(json.dumps(names), 60), ('{"name": "shapes", "classes": [...], "available": true, '
+                                                          '"default": true}')
         return _fail(
-            f"GET /models lists bare names {_shorten(json.dumps(names), 60)}: no classes, no availability, no default",
-            "Describe each model, e.g. {\"name\": \"shapes\", \"classes\": [...], \"available\": true, \"default\": "
-            "true}, so a client can pick one without guessing.",
+            say(f"GET /models lists bare names {bare}: no classes, no availability, no default",
+                f"GET /models ne donne que des noms {bare} : ni classes, ni disponibilité, ni modèle par défaut"),
+            say(f"Describe each model, e.g. {example}, so a client can pick one without guessing.",
+                f"Décrivez chaque modèle, par exemple {example}, pour qu'un client puisse choisir sans deviner."),
         )
     defaults = [item for item in described if item.get("default") is True]
     chosen = defaults[0] if defaults else next(
         (item for item in described if item["name"] == probe.default_model), described[0]
     )
     probe.model = chosen["name"]
-    listed = f"{len(described)} model{'s' * (len(described) != 1)}"
+    count = len(described)
+    listed = say(f"{count} model{'s' * (count != 1)}", f"{count} modèle{'s' * (count > 1)}")
     if not defaults:
-        return _fail(f"{listed}, none marked \"default\": true",
-                     "Mark the model used when a request names none with \"default\": true in GET /models.")
+        return _fail(say(f"{listed}, none marked \"default\": true", f"{listed}, aucun marqué \"default\": true"),
+                     say("Mark the model used when a request names none with \"default\": true in GET /models.",
+                         "Marquez d'un \"default\": true, dans GET /models, le modèle utilisé quand une requête "
+                         "n'en nomme aucun."))
     if chosen.get("available") is False:
+        reason = _shorten(chosen.get("reason") or say("no reason given", "sans raison donnée"), 80)
         return _fail(
-            f"{listed}; the default, '{chosen['name']}', is not available "
-            f"({_shorten(chosen.get('reason') or 'no reason given', 80)})",
-            "Make the default model's weights available where the server runs (baked into the image, or "
-            "downloadable), or choose another default (WORKSHOP_DEFAULT_MODEL).",
+            say(f"{listed}; the default, '{chosen['name']}', is not available ({reason})",
+                f"{listed} ; celui par défaut, '{chosen['name']}', n'est pas disponible ({reason})"),
+            say("Make the default model's weights available where the server runs (baked into the image, or "
+                "downloadable), or choose another default (WORKSHOP_DEFAULT_MODEL).",
+                "Rendez les poids du modèle par défaut disponibles là où tourne le serveur (dans l'image, ou "
+                "téléchargeables), ou choisissez un autre modèle par défaut (WORKSHOP_DEFAULT_MODEL)."),
         )
-    return _pass(f"{listed}; default: '{chosen['name']}'")
+    return _pass(say(f"{listed}; default: '{chosen['name']}'", f"{listed} ; par défaut : '{chosen['name']}'"))
 
 
 def check_predict_base64(probe: Probe) -> Outcome:
     answer = probe.predict("/predict")
     return _prediction_result(
         probe, answer, "POST /predict",
-        "Add POST /predict taking {\"model\": name, \"image\": base64 of the file} and answering the detections.",
+        say("Add POST /predict taking {\"model\": name, \"image\": base64 of the file} and answering the detections.",
+            "Ajoutez POST /predict, qui prend {\"model\": nom, \"image\": le fichier en base64} et répond les "
+            "détections."),
     )
 
 
@@ -572,8 +673,10 @@ def check_predict_upload(probe: Probe) -> Outcome:
     answer = probe.predict("/predict/upload")
     return _prediction_result(
         probe, answer, "POST /predict/upload",
-        "Add POST /predict/upload taking the picture as a multipart file (FastAPI's UploadFile), so a browser or "
-        "`curl -F file=@cat.jpg` can send a file without base64.",
+        say("Add POST /predict/upload taking the picture as a multipart file (FastAPI's UploadFile), so a browser or "
+            "`curl -F file=@cat.jpg` can send a file without base64.",
+            "Ajoutez POST /predict/upload, qui prend l'image comme fichier multipart (l'UploadFile de FastAPI) : un "
+            "navigateur ou `curl -F file=@cat.jpg` peut alors envoyer un fichier sans base64."),
     )
 
 
@@ -581,120 +684,163 @@ def check_bad_image(probe: Probe) -> Outcome:
     answer = probe.predict("/predict", _NOT_A_PICTURE)
     if answer.status < 300:
         return _fail(
-            f"POST /predict answered {answer.status} to bytes that are not a picture",
-            "Decode the picture before running the model and answer 422 with a detail saying the file is not "
-            "an image.",
+            say(f"POST /predict answered {answer.status} to bytes that are not a picture",
+                f"POST /predict a répondu {answer.status} à des octets qui ne sont pas une image"),
+            say("Decode the picture before running the model and answer 422 with a detail saying the file is not "
+                "an image.",
+                "Décodez l'image avant de lancer le modèle, et répondez 422 avec un détail qui dit que le fichier "
+                "n'est pas une image."),
         )
     if answer.status >= 500 and answer.status != 503:
         return _fail(
-            f"bytes that are not a picture crashed the server ({answer.shown()})",
-            "Catch the decoding error (Pillow's UnidentifiedImageError) and answer 422 with a detail that says "
-            "the file is not an image, instead of a 500.",
+            say(f"bytes that are not a picture crashed the server ({answer.shown()})",
+                f"des octets qui ne sont pas une image ont fait planter le serveur ({answer.shown()})"),
+            say("Catch the decoding error (Pillow's UnidentifiedImageError) and answer 422 with a detail that says "
+                "the file is not an image, instead of a 500.",
+                "Interceptez l'erreur de décodage (UnidentifiedImageError de Pillow) et répondez 422, avec un détail "
+                "qui dit que le fichier n'est pas une image, au lieu d'un 500."),
         )
     if not 400 <= answer.status < 500 or answer.status in (404, 405):
-        return _unexpected(answer, "POST /predict", "Add POST /predict (see the base64 check above).")
+        return _unexpected(answer, "POST /predict", say("Add POST /predict (see the base64 check above).",
+                                                        "Ajoutez POST /predict (voir le contrôle base64 plus haut)."))
     if not answer.is_json or not answer.detail.strip():
         return _fail(
-            f"POST /predict answered {answer.status} without saying why",
-            "Say why in the answer: raise HTTPException(status_code=422, detail=\"The file is not an image.\").",
+            say(f"POST /predict answered {answer.status} without saying why",
+                f"POST /predict a répondu {answer.status} sans dire pourquoi"),
+            say("Say why in the answer: raise HTTPException(status_code=422, detail=\"The file is not an image.\").",
+                "Dites pourquoi dans la réponse : raise HTTPException(status_code=422, detail=\"The file is not an "
+                "image.\")."),
         )
     return _pass(answer.shown())
 
 
 def check_api_key(probe: Probe) -> Outcome:
     if not probe.api_key:
-        return _skip("no key given (pass --api-key KEY to check that the server refuses predictions without it)")
+        return _skip(say("no key given (pass --api-key KEY to check that the server refuses predictions without it)",
+                         "aucune clé donnée (ajoutez --api-key CLÉ pour vérifier que le serveur refuse les "
+                         "prédictions sans elle)"))
     answers = {
-        "no key": probe.predict("/predict", send_key=False),
-        "a wrong key": probe.predict("/predict", key=f"not-{probe.api_key}"),
+        say("with no key", "sans clé"): probe.predict("/predict", send_key=False),
+        say("with a wrong key", "avec une mauvaise clé"): probe.predict("/predict", key=f"not-{probe.api_key}"),
     }
     wrong = {label: answer for label, answer in answers.items() if answer.status != 401}
     if not wrong:
-        return _pass("POST /predict answers 401 without the key and with a wrong one")
-    seen = "; ".join(f"with {label}, POST /predict answered {answer.status}" for label, answer in wrong.items())
+        return _pass(say("POST /predict answers 401 without the key and with a wrong one",
+                         "POST /predict répond 401 sans la clé comme avec une mauvaise"))
+    seen = say("; ", " ; ").join(say(f"{label}, POST /predict answered {answer.status}",
+                         f"{label}, POST /predict a répondu {answer.status}") for label, answer in wrong.items())
     if any(answer.status < 300 for answer in wrong.values()):
         return _fail(
-            f"{seen}: anyone can use this server",
-            "Start the server with WORKSHOP_API_KEY set (the VM's start-up script does it), or make your own server "
-            "answer 401 when the X-API-Key header is missing or wrong.",
+            say(f"{seen}: anyone can use this server", f"{seen} : n'importe qui peut utiliser ce serveur"),
+            say("Start the server with WORKSHOP_API_KEY set (the VM's start-up script does it), or make your own "
+                "server answer 401 when the X-API-Key header is missing or wrong.",
+                "Démarrez le serveur avec WORKSHOP_API_KEY définie (le script de démarrage de la VM le fait), ou "
+                "faites répondre 401 à votre propre serveur quand l'en-tête X-API-Key manque ou est faux."),
         )
-    return _fail(seen, "Answer 401 (not another error) when the X-API-Key header is missing or wrong, so a client "
-                       "knows that the key is what it lacks.")
+    return _fail(seen, say("Answer 401 (not another error) when the X-API-Key header is missing or wrong, so a "
+                           "client knows that the key is what it lacks.",
+                           "Répondez 401 (et pas une autre erreur) quand l'en-tête X-API-Key manque ou est faux : "
+                           "le client sait alors que c'est la clé qui lui manque."))
 
 
 def check_latency(probe: Probe) -> Outcome:
     if probe.prediction_route is None:
-        return _skip("not run: no prediction succeeded")
+        return _skip(say("not run: no prediction succeeded", "non lancé : aucune prédiction n'a réussi"))
     answer = probe.predict(probe.prediction_route)
     if answer.status != 200:
-        return _unexpected(answer, f"POST {probe.prediction_route}", "See the prediction checks above.")
+        return _unexpected(answer, f"POST {probe.prediction_route}", say("See the prediction checks above.",
+                                                                         "Voir les contrôles de prédiction plus "
+                                                                         "haut."))
     probe.latency = answer.seconds
     server_time = answer.body.get("time") if isinstance(answer.body, dict) else None
-    on_server = f" (server: {server_time * 1000:.0f} ms)" if isinstance(server_time, (int, float)) else ""
-    detail = f"{answer.seconds * 1000:.0f} ms round trip{on_server}"
+    on_server = (say(f" (server: {server_time * 1000:.0f} ms)", f" (serveur : {server_time * 1000:.0f} ms)")
+                 if isinstance(server_time, (int, float)) else "")
+    round_trip = f"{answer.seconds * 1000:.0f} ms"
+    detail = say(f"{round_trip} round trip{on_server}", f"{round_trip} aller-retour{on_server}")
     if answer.seconds > probe.latency_budget:
+        budget = f"{probe.latency_budget:g} s"
         return _fail(
-            f"{detail}, over the {probe.latency_budget:g} s budget",
-            "Load the model once when the server starts, not in every request, and give the server enough CPU "
-            "for its model (a larger machine type, or a smaller model).",
+            say(f"{detail}, over the {budget} budget", f"{detail}, au-delà du budget de {budget}"),
+            say("Load the model once when the server starts, not in every request, and give the server enough CPU "
+                "for its model (a larger machine type, or a smaller model).",
+                "Chargez le modèle une fois au démarrage du serveur, pas à chaque requête, et donnez au serveur "
+                "assez de CPU pour son modèle (une machine plus grosse, ou un modèle plus petit)."),
         )
     return _pass(detail)
 
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the report: a stable ``name``, a ``title`` for people, and the function that runs it.
+    """One line of the report: a stable ``name``, a ``title`` for people (English and French), and the function
+    that runs it.
 
     ``needs_key``: the check goes through the API key, so it is not run once the server has refused it.
     """
 
     name: str
-    title: str
+    title: Text
     run: Callable[[Probe], Outcome] = field(repr=False)
     needs_key: bool = True
 
 
 #: The workshop's contract, in the order a client meets it.
 CHECKS: tuple[Check, ...] = (
-    Check("health", "health (GET /health)", check_health, needs_key=False),
-    Check("ready", "readiness (GET /ready)", check_ready, needs_key=False),
-    Check("models", "models (GET /models)", check_models),
-    Check("predict_base64", "predict, base64 (POST /predict)", check_predict_base64),
-    Check("predict_upload", "predict, upload (POST /predict/upload)", check_predict_upload),
-    Check("bad_image", "a bad image gets a 4xx", check_bad_image),
-    Check("api_key", "no key, no prediction (401)", check_api_key, needs_key=False),
-    Check("latency", "latency of one prediction", check_latency),
+    Check("health", Text("health (GET /health)", "santé (GET /health)"), check_health, needs_key=False),
+    Check("ready", Text("readiness (GET /ready)", "disponibilité (GET /ready)"), check_ready, needs_key=False),
+    Check("models", Text("models (GET /models)", "modèles (GET /models)"), check_models),
+    Check("predict_base64", Text("predict, base64 (POST /predict)", "prédiction en base64 (POST /predict)"),
+          check_predict_base64),
+    Check("predict_upload", Text("predict, upload (POST /predict/upload)",
+                                 "prédiction par fichier (POST /predict/upload)"), check_predict_upload),
+    Check("bad_image", Text("a bad image gets a 4xx", "une image invalide reçoit un 4xx"), check_bad_image),
+    Check("api_key", Text("no key, no prediction (401)", "sans clé, pas de prédiction (401)"), check_api_key,
+          needs_key=False),
+    Check("latency", Text("latency of one prediction", "latence d'une prédiction"), check_latency),
 )
 
 
 def _key_refused_result(probe: Probe, refusal: KeyRefused) -> Outcome:
     probe.key_refused = True
+    shown = refusal.answer.shown()
     if probe.api_key:
         return _fail(
-            f"the server refused the key ({refusal.answer.shown()})",
-            "Give the key the server was started with (its WORKSHOP_API_KEY; `workshop gcp deploy` printed it once).",
+            say(f"the server refused the key ({shown})", f"le serveur a refusé la clé ({shown})"),
+            say("Give the key the server was started with (its WORKSHOP_API_KEY; `workshop gcp deploy` printed it "
+                "once).",
+                "Donnez la clé avec laquelle le serveur a démarré (sa WORKSHOP_API_KEY, que `workshop gcp deploy` a "
+                "affichée une fois)."),
         )
     return _fail(
-        f"the server needs an API key ({refusal.answer.shown()})",
-        "Give the server's key: workshop check URL --api-key KEY (or the roster's key column).",
+        say(f"the server needs an API key ({shown})", f"le serveur demande une clé d'API ({shown})"),
+        say("Give the server's key: workshop check URL --api-key KEY (or the roster's key column).",
+            "Donnez la clé du serveur : workshop check URL --api-key CLÉ (ou la colonne key de la liste de la "
+            "classe)."),
     )
 
 
 def _run_check(check: Check, probe: Probe) -> Outcome:
     if probe.stopped:
-        return _skip(f"not run: {probe.stopped}")
+        return _skip(say(f"not run: {probe.stopped}", f"non lancé : {probe.stopped}"))
     if probe.key_refused and check.needs_key:
-        return _skip("not run: the server refused the key" if probe.api_key else "not run: the server needs an API key")
+        return _skip(say("not run: the server refused the key", "non lancé : le serveur a refusé la clé")
+                     if probe.api_key else
+                     say("not run: the server needs an API key", "non lancé : le serveur demande une clé d'API"))
     try:
         return check.run(probe)
     except NoAnswer as error:
-        probe.stopped = "the server did not answer" if probe.reachable else "nothing answered"
+        probe.stopped = (say("the server did not answer", "le serveur n'a pas répondu") if probe.reachable
+                         else say("nothing answered", "rien n'a répondu"))
         return _fail(error.detail, error.fix)
     except KeyRefused as refusal:
         return _key_refused_result(probe, refusal)
     except Exception as error:  # noqa: BLE001 - a grader reports what it could not judge, it does not crash
-        return _fail(f"the check could not judge the answer ({type(error).__name__}: {_shorten(str(error), 100)})",
-                     "Compare the server's answers with the README's contract; if they match, report this as a bug.")
+        what = f"{type(error).__name__}: {_shorten(str(error), 100)}"
+        return _fail(say(f"the check could not judge the answer ({what})",
+                         f"le contrôle n'a pas pu juger la réponse ({what})"),
+                     say("Compare the server's answers with the README's contract; if they match, report this as a "
+                         "bug.",
+                         "Comparez les réponses du serveur au contrat du README ; s'il les suit, signalez ce "
+                         "bogue."))
 
 
 def check_deployment(
@@ -714,7 +860,7 @@ def check_deployment(
     started = time.perf_counter()
     probe = Probe(url, api_key, timeout, latency_budget, picture or sample_picture(), identity_token)
     try:
-        results = [CheckResult(check.name, check.title, *_run_check(check, probe)) for check in CHECKS]
+        results = [CheckResult(check.name, str(check.title), *_run_check(check, probe)) for check in CHECKS]
     finally:
         probe.session.close()
     return DeploymentReport(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import subprocess
 from urllib.parse import urlsplit
 
+from workshop.checkpoints import say
+
 #: The host names of Cloud Run services (``https://SERVICE-PROJECTNUMBER.REGION.run.app``).
 CLOUD_RUN_DOMAIN = ".run.app"
 
@@ -40,9 +42,15 @@ def authorization(url: str, token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token and is_cloud_run(url) else {}
 
 
-CLOUD_RUN_REFUSED_FIX = (
-    "Cloud Run refused the caller before the back-end saw the request: the student grants your account the right to "
-    "call it (workshop gcp deploy --target cloud-run --teacher-account YOUR_ACCOUNT, or gcloud run services "
-    "add-iam-policy-binding ... --member=user:YOUR_ACCOUNT --role=roles/run.invoker), and you check while logged "
-    "in to gcloud as that account."
-)
+def cloud_run_refused_fix() -> str:
+    """What to do when Cloud Run refuses the grader (a 403 before the back-end), in the notebook's language."""
+    return say(
+        "Cloud Run refused the caller before the back-end saw the request: the student grants your account the right "
+        "to call it (workshop gcp deploy --target cloud-run --teacher-account YOUR_ACCOUNT, or gcloud run services "
+        "add-iam-policy-binding ... --member=user:YOUR_ACCOUNT --role=roles/run.invoker), and you check while logged "
+        "in to gcloud as that account.",
+        "Cloud Run a refusé l'appelant avant que le back-end ne voie la requête. L'étudiant doit donner à votre "
+        "compte le droit d'appeler le service (workshop gcp deploy --target cloud-run --teacher-account VOTRE_COMPTE, "
+        "ou gcloud run services add-iam-policy-binding ... --member=user:VOTRE_COMPTE --role=roles/run.invoker), et "
+        "vous lancez la vérification connecté à gcloud avec ce compte.",
+    )

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from workshop.check.contract import DeploymentReport
 from workshop.check.roster import ROSTER_COLUMNS, RosterResult
+from workshop.checkpoints import number, say
 
 
 @dataclass(frozen=True)
@@ -47,21 +48,28 @@ def _mark(status: str, marks: Marks) -> str:
 
 
 def format_report(report: DeploymentReport, marks: Marks = UNICODE_MARKS) -> str:
-    """The report as lines for a terminal or a notebook: one per check, the fix under each failure, a verdict."""
+    """The report as lines for a terminal or a notebook: one per check, the fix under each failure, a verdict.
+
+    In the notebook's language (``WORKSHOP_LANG``), as the report's details and fixes are; English by default.
+    """
     sign_width = max(len(marks.passed), len(marks.failed), len(marks.skipped))
     title_width = max(len(check.title) for check in report.checks)
-    lines = [f"Checking {report.url}"]
+    lines = [say(f"Checking {report.url}", f"Vérification de {report.url}")]
     for check in report.checks:
         lines.append(f"  {_mark(check.status, marks):<{sign_width}}  {check.title:<{title_width}}  {check.detail}")
         if check.fix:
             lines.append(f"  {'':<{sign_width}}  {marks.fix} {check.fix}")
+    took = f"{number(report.seconds, 1)} s"
     if report.passed:
-        lines.append(f"All {report.checks_run} checks passed ({report.seconds:.1f} s).")
+        lines.append(say(f"All {report.checks_run} checks passed ({took}).",
+                         f"Les {report.checks_run} contrôles passent ({took})."))
     elif not report.reachable:
-        lines.append(f"Unreachable: no check could run ({report.seconds:.1f} s).")
+        lines.append(say(f"Unreachable: no check could run ({took}).",
+                         f"Injoignable : aucun contrôle n'a pu être lancé ({took})."))
     else:
         names = ", ".join(check.name for check in report.failures)
-        lines.append(f"{report.score} checks passed; to fix: {names} ({report.seconds:.1f} s).")
+        lines.append(say(f"{report.score} checks passed; to fix: {names} ({took}).",
+                         f"{report.score} contrôles passent ; à corriger : {names} ({took})."))
     return "\n".join(lines)
 
 

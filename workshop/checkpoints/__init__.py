@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Set by ``go_to_project_root`` from the folder the notebook was opened in.
@@ -31,6 +32,24 @@ def language() -> str:
 def say(en: str, fr: str) -> str:
     """The sentence in the notebook's language."""
     return fr if language() == "fr" else en
+
+
+def number(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, as the notebook's language writes it: 0.44 in English, 0,44 in French."""
+    text = f"{value:.{digits}f}"
+    return say(text, text.replace(".", ","))
+
+
+@dataclass(frozen=True)
+class Text:
+    """A sentence in English and in French, kept as data (a step's title, a check's); ``str()`` gives the one of
+    the notebook's language, chosen when it is shown."""
+
+    en: str
+    fr: str
+
+    def __str__(self) -> str:
+        return say(self.en, self.fr)
 
 
 class CheckpointFailed(Exception):
@@ -85,7 +104,8 @@ def deployment_passes(url: str, api_key: str | None = None, *, what: str = "") -
     where = what or url
     if not report.passed:
         first = report.failures[0] if report.failures else None
-        fix = (first.fix or first.detail) if first else "it did not answer: is it running, on this port?"
-        name = first.title if first else "reachable"
+        fix = (first.fix or first.detail) if first else say("it did not answer: is it running, on this port?",
+                                                             "il n'a pas répondu : tourne-t-il, sur ce port ?")
+        name = first.title if first else say("reachable", "joignable")
         fail(f"{where} fails '{name}': {fix}", f"{where} échoue à « {name} » : {fix}")
     passed(f"{where} passes {report.score} checks.", f"{where} passe {report.score} contrôles.")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from workshop.checkpoints import say
+from workshop.checkpoints import Text, say
 
 #: Google Cloud APIs the deployment uses.
 REQUIRED_APIS = ("artifactregistry.googleapis.com", "compute.googleapis.com")
@@ -75,17 +75,6 @@ _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 def var(name: str) -> str:
     """A captured value, as later steps write it: ``${NAME}``."""
     return "${" + name + "}"
-
-
-@dataclass(frozen=True)
-class Text:
-    """A sentence in English and in French; ``str()`` gives the one of the notebook's language."""
-
-    en: str
-    fr: str
-
-    def __str__(self) -> str:
-        return say(self.en, self.fr)
 
 
 @dataclass(frozen=True)
@@ -170,7 +159,9 @@ def sanitise_student(name: str) -> str:
     """A name fit for the end of a Compute Engine name: lowercase letters, digits and single hyphens."""
     cleaned = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:STUDENT_MAX].strip("-")
     if not cleaned:
-        raise ValueError(f"'{name}' gives no usable student name: use letters and digits, e.g. --student ada.")
+        raise ValueError(say(f"'{name}' gives no usable student name: use letters and digits, e.g. --student ada.",
+                             f"'{name}' ne donne aucun nom d'étudiant utilisable : prenez des lettres et des "
+                             "chiffres, par exemple --student ada."))
     return cleaned
 
 
@@ -286,17 +277,20 @@ class DeployConfig:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", self.project or ""):
-            raise ValueError(
-                f"'{self.project}' is not a Google Cloud project id (6-30 lowercase letters, digits and hyphens)."
-            )
+            raise ValueError(say(
+                f"'{self.project}' is not a Google Cloud project id (6-30 lowercase letters, digits and hyphens).",
+                f"'{self.project}' n'est pas un id de projet Google Cloud (6 à 30 minuscules, chiffres et tirets).",
+            ))
         if self.max_run_duration and not re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", self.max_run_duration):
-            raise ValueError(f"'{self.max_run_duration}' is not a duration: write it like 4h, 90m or 1d2h.")
+            raise ValueError(say(f"'{self.max_run_duration}' is not a duration: write it like 4h, 90m or 1d2h.",
+                                 f"'{self.max_run_duration}' n'est pas une durée : écrivez-la comme 4h, 90m ou 1d2h."))
         if self.api_key is not None:
             check_api_key(self.api_key)
         if self.teacher_ip:
             self.teacher_ip = check_ip(self.teacher_ip)
         if self.teacher_account and "@" not in self.teacher_account:
-            raise ValueError(f"'{self.teacher_account}' is not a Google account (an e-mail address).")
+            raise ValueError(say(f"'{self.teacher_account}' is not a Google account (an e-mail address).",
+                                 f"'{self.teacher_account}' n'est pas un compte Google (une adresse e-mail)."))
         self.zone = self.zone or f"{self.region}-b"
         # Absolute: the printed plan names these files, and it must run from wherever it is pasted.
         self.work_dir = Path(self.work_dir).absolute()
@@ -305,10 +299,13 @@ class DeployConfig:
             for name in ("vm_name", "firewall_rule", "network_tag", "image_name", "service_name"):
                 setattr(self, name, f"{getattr(self, name)}-{self.student}")
         if not 1 <= self.max_instances <= 100:
-            raise ValueError(f"--max-instances {self.max_instances}: give a number from 1 to 100 (a small one: "
-                             "each instance bills while it runs).")
+            raise ValueError(say(f"--max-instances {self.max_instances}: give a number from 1 to 100 (a small one: "
+                                 "each instance bills while it runs).",
+                                 f"--max-instances {self.max_instances} : donnez un nombre de 1 à 100 (petit : chaque "
+                                 "instance est facturée tant qu'elle tourne)."))
         if self.concurrency < 1:
-            raise ValueError(f"A concurrency of {self.concurrency} serves nobody: give 1 or more.")
+            raise ValueError(say(f"A concurrency of {self.concurrency} serves nobody: give 1 or more.",
+                                 f"Une concurrence de {self.concurrency} ne sert personne : donnez 1 ou plus."))
 
     @property
     def registry_host(self) -> str:

@@ -326,10 +326,12 @@ def report(findings: list[Finding], students: int | None) -> str:
     failed = sum(finding.status == "fail" for finding in findings)
     unchecked = sum(finding.status == "skip" for finding in findings)
     if failed or unchecked:
-        later = say(f" ({unchecked} could not be checked yet)", f" ({unchecked} pas encore vérifiables)") \
+        plural, unchecked_plural = "s" * (failed > 1), "s" * (unchecked > 1)
+        later = say(f" ({unchecked} could not be checked yet)",
+                    f" ({unchecked} point{unchecked_plural} pas encore vérifiable{unchecked_plural})") \
             if unchecked else ""
         lines.append(say(f"Not ready: {failed} check(s) above to fix, then run this again{later}.",
-                         f"Pas prêt : {failed} point(s) ci-dessus à régler, puis relancez{later}."))
+                         f"Pas prêt : {failed} point{plural} ci-dessus à régler, puis relancez{later}."))
     elif students:
         lines.append(say(f"Ready for a class of {students}.", f"Prêt pour une classe de {students}."))
     else:

@@ -459,9 +459,10 @@ def list_leftovers(checks: Sequence, values: dict[str, str] | None = None, out: 
             names = [line.strip() for line in stdout.splitlines() if line.strip()] if code == 0 else []
         kept = "" if check.counts or not names else say(" (kept: you did not ask to delete it)",
                                                          " (gardé : vous n'avez pas demandé sa suppression)")
-        print(f"  {check.kind}: {', '.join(names) if names else say('none', 'aucun')}{kept}", file=out)
+        colon = say(":", " :")  # French sets its colons apart
+        print(f"  {check.kind}{colon} {', '.join(names) if names else say('none', 'aucun')}{kept}", file=out)
         if check.counts:
-            left += [f"{check.kind}: {name}" for name in names]
+            left += [f"{check.kind}{colon} {name}" for name in names]
     if left:
         print("\n" + say(f"Still there ({len(left)}): run the teardown again, or delete them in the console.",
                          f"Encore là ({len(left)}) : relancez le nettoyage, ou supprimez-les dans la console."),
