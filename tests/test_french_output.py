@@ -178,6 +178,40 @@ def test_a_french_notebooks_checkpoint_grades_in_french(
                                  "workshop check URL --api-key CLÉ (ou la colonne key de la liste de la classe).")
 
 
+# ------------------------------------------------------------------------------------------------ workshop serve
+def test_workshop_serve_logs_in_the_language_of_the_notebook_that_started_it(
+    french_backend: BackgroundService, live_server: BackgroundService
+) -> None:
+    """The server a French notebook starts logs its model choice in French; one started elsewhere, in English."""
+    french = french_backend.log()
+    assert "Modèle par défaut : shapes (hors ligne)" in french
+    assert ("Modèle public par défaut yolo26n écarté : Les poids de 'yolo26n' ne sont pas dans "
+            in french)
+    # The choice was timed and cached before this server started: the cache's English words are not what it logs.
+    assert re.search(r"Moteur de shapes : \w+, le plus rapide des deux sur ce CPU \(onnx \d+,\d ms, "
+                     r"openvino \d+,\d ms\)", french), french
+    assert re.search(r"Modèle shapes chargé sur \w+ depuis \S+ en \d+,\d\d s", french)
+    assert re.search(r"Modèle par défaut shapes préchauffé en \d+,\d\d s", french)
+    assert not re.search(r"Default model|Engine of|Loaded model|warmed up", french)
+
+    english = live_server.log()
+    assert "Default model: shapes (offline)" in english
+    assert re.search(r"Loaded model shapes on \w+ from \S+ in \d+\.\d\d s", english)
+    assert re.search(r"Default model shapes warmed up in \d+\.\d\d s", english)
+    assert "Modèle" not in english
+
+
+def test_the_api_answers_in_english_whatever_language_its_server_logs_in(french_backend: BackgroundService) -> None:
+    """Only the log follows the notebook: a client reads the same API everywhere."""
+    headers = {"X-API-Key": KEY}
+    models = {model["name"]: model for model in
+              requests.get(f"{french_backend.url}/models", headers=headers, timeout=10).json()}
+    assert models["yolo26n"]["reason"].startswith("The weights of 'yolo26n' are not in ")
+    answer = requests.post(f"{french_backend.url}/predict/upload", headers=headers, timeout=10,
+                           files={"file": ("notes.txt", b"not a picture", "text/plain")})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("The file is not an image")
+
+
 # ------------------------------------------------------------------------------------------- the other commands
 def test_the_other_commands_errors_are_in_the_notebooks_language(language: str) -> None:
     with refused_port() as port:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from workshop.checkpoints import Text, number, say
 from workshop.engines import Engine, EngineName, EnginePlan, InferenceParameters, load_engine, plan_engine
 from workshop.engines import resolve_threads
 from workshop.model_errors import (
@@ -138,7 +139,8 @@ class LoadedModel:
         except ModelError:
             raise
         except Exception as error:  # noqa: BLE001 - whatever breaks inside the model, the client gets a 503
-            logger.exception("Inference failed in model %s on a %s picture", self.spec.name, _shape(image))
+            logger.exception(say("Inference failed in model %s on a %s picture",
+                                 "L'inférence du modèle %s a échoué sur une image %s"), self.spec.name, _shape(image))
             raise InferenceError(
                 f"The model '{self.spec.name}' failed on this image ({type(error).__name__}); the server log has "
                 "the details."
@@ -235,23 +237,35 @@ class ModelRegistry:
         return loaded.engine.name if loaded is not None else self.plan(self.spec(name)).engine
 
     def unavailable_reason(self, spec: ModelSpec, plan: EnginePlan | None = None) -> str | None:
-        """Why ``spec`` cannot be served now, or None when it can (``plan``: its plan, when already made)."""
+        """Why ``spec`` cannot be served now, or None when it can (``plan``: its plan, when already made).
+
+        In English, whatever the notebook's language: the API's words (``/models``, a 503's detail).
+        """
+        reason = self._unavailable(spec, plan)
+        return reason.en if reason is not None else None
+
+    def _unavailable(self, spec: ModelSpec, plan: EnginePlan | None = None) -> Text | None:
+        """:meth:`unavailable_reason` in English and in French (the French for the server's log)."""
         if spec.name in self._loaded:
             return None
         plan = plan or self.plan(spec)
         if plan.unavailable is not None:
-            return plan.unavailable
+            return Text(plan.unavailable, plan.unavailable)  # the engines' sentence, in English only
         if not plan.needs_weights or spec.weights_present():
             return None
         if spec.source == "ultralytics":
             if network_available():
                 return None
-            return (
+            return Text(
                 f"The weights of '{spec.name}' are not in {spec.weights.parent} and there is no network to download "
                 f"them. Connect to the internet, copy {spec.name}.pt into that folder (WORKSHOP_WEIGHTS_DIR), "
-                f"or use the bundled offline model '{BUNDLED_MODEL}'."
+                f"or use the bundled offline model '{BUNDLED_MODEL}'.",
+                f"Les poids de '{spec.name}' ne sont pas dans {spec.weights.parent}, et sans réseau on ne peut pas "
+                f"les télécharger. Connectez-vous à internet, copiez {spec.name}.pt dans ce dossier "
+                f"(WORKSHOP_WEIGHTS_DIR), ou servez le modèle embarqué hors ligne '{BUNDLED_MODEL}'.",
             )
-        return f"The weights file {spec.weights} of '{spec.name}' is missing."
+        return Text(f"The weights file {spec.weights} of '{spec.name}' is missing.",
+                    f"Le fichier de poids {spec.weights} de '{spec.name}' manque.")
 
     # --------------------------------------------------------------- default
     @property
@@ -264,12 +278,13 @@ class ModelRegistry:
                 self._default_name = configured
             else:
                 public = self.spec(self.settings.public_default_model)
-                reason = self.unavailable_reason(public)
+                reason = self._unavailable(public)
                 self._default_name = public.name if reason is None else BUNDLED_MODEL
-                logger.info("Default model: %s (%s)", self._default_name,
-                            "online" if network_available() else "offline")
+                logger.info(say("Default model: %s (%s)", "Modèle par défaut : %s (%s)"), self._default_name,
+                            say("online", "en ligne") if network_available() else say("offline", "hors ligne"))
                 if reason is not None:
-                    logger.info("Not the public default %s: %s", public.name, reason)
+                    logger.info(say("Not the public default %s: %s", "Modèle public par défaut %s écarté : %s"),
+                                public.name, reason)
         return self._default_name
 
     # --------------------------------------------------------------- loading
@@ -305,13 +320,14 @@ class ModelRegistry:
         except ModelError as error:
             raise ModelUnavailableError(f"Model '{spec.name}': {error}") from error
         except Exception as error:  # noqa: BLE001 - download, unpickling or runtime errors of any kind
-            logger.exception("Could not load model %s", spec.name)
+            logger.exception(say("Could not load model %s", "Impossible de charger le modèle %s"), spec.name)
             raise ModelUnavailableError(f"Model '{spec.name}' could not be loaded: {error}") from error
         seconds = time.perf_counter() - started
         if plan.requested == "auto":
-            logger.info("Engine of %s: %s, %s", spec.name, plan.engine, plan.reason)
+            logger.info(say("Engine of %s: %s, %s", "Moteur de %s : %s, %s"), spec.name, plan.engine, plan.reason)
         source = plan.export or spec.weights
-        logger.info("Loaded model %s on %s from %s in %.2f s", spec.name, engine.name, source, seconds)
+        logger.info(say("Loaded model %s on %s from %s in %s s", "Modèle %s chargé sur %s depuis %s en %s s"),
+                    spec.name, engine.name, source, number(seconds, 2))
         return LoadedModel(spec=spec, engine=engine, load_seconds=seconds)
 
     def warm_up(self, name: str | None = None) -> LoadedModel:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from workshop.backend.observability import request_id
+from workshop.checkpoints import say
 from workshop.imaging import ImageError
 from workshop.registry import ModelError
 from workshop.schemas import ErrorResponse
@@ -61,7 +62,7 @@ async def _on_model_error(request: Request, error: ModelError) -> JSONResponse:
 
 
 async def _on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    logger.exception("Unexpected error on %s %s", request.method, request.url.path)
+    logger.exception(say("Unexpected error on %s %s", "Erreur inattendue sur %s %s"), request.method, request.url.path)
     return _error(500, "Internal server error. The server log has the details.")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from workshop.checkpoints import number, say
 from workshop.imaging import decode_base64, encode_image
 from workshop.inference import predict_image_bytes
 from workshop.registry import ModelRegistry
@@ -57,10 +58,12 @@ class WarmUp:
             # later collections, or the first request to trigger a full one walks it all.
             gc.freeze()
             self.seconds = time.perf_counter() - started
-            logger.info("Default model %s warmed up in %.2f s", self.registry.default_name, self.seconds)
+            logger.info(say("Default model %s warmed up in %s s", "Modèle par défaut %s préchauffé en %s s"),
+                        self.registry.default_name, number(self.seconds, 2))
         except Exception as error:  # noqa: BLE001 - reported by /ready, the server keeps running
             self.error = str(error)
-            logger.exception("Warm-up of the default model failed")
+            logger.exception(say("Warm-up of the default model failed",
+                                 "Le préchauffage du modèle par défaut a échoué"))
         finally:
             self.done.set()
 

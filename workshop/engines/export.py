@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from workshop.checkpoints import number, say
 from workshop.engines import installed
 from workshop.engines.base import EngineName
 from workshop.model_errors import ModelUnavailableError
@@ -119,10 +120,13 @@ def find_export(exports_dir: Path, model: str, engine: EngineName, weights: Path
 def _usable(directory: Path, model: str, engine: EngineName, weights: Path | None) -> bool:
     record = ExportRecord.read_current(directory)
     if record is None:
-        logger.info("The %s export of %s in %s is from an older version of this package", engine, model, directory)
+        logger.info(say("The %s export of %s in %s is from an older version of this package",
+                        "L'export %s de %s dans %s vient d'une version plus ancienne de ce paquet"),
+                    engine, model, directory)
         return False
     if weights is not None and weights.is_file() and record.source_sha256 != weights_sha256(weights):
-        logger.info("The %s export of %s in %s is stale (the weights changed)", engine, model, directory)
+        logger.info(say("The %s export of %s in %s is stale (the weights changed)",
+                        "L'export %s de %s dans %s est périmé (les poids ont changé)"), engine, model, directory)
         return False
     return True
 
@@ -191,7 +195,7 @@ def export_model(
                 yolo.export(format=EXPORT_FORMATS[engine], imgsz=size, dynamic=True, verbose=False, **options)
             )
         except Exception as error:  # noqa: BLE001 - missing exporter packages, unsupported layers...
-            logger.exception("Export of %s to %s failed", model, engine)
+            logger.exception(say("Export of %s to %s failed", "L'export de %s vers %s a échoué"), model, engine)
             raise ModelUnavailableError(f"Exporting '{model}' to {engine} failed: {error}") from error
         staged = Path(scratch) / "export"
         staged.mkdir()
@@ -217,7 +221,8 @@ def export_model(
         if destination.exists():
             shutil.rmtree(destination)  # a stale export of older weights
         staged.rename(destination)
-    logger.info("Exported %s to %s in %.1f s: %s", model, engine, record.export_seconds, destination)
+    logger.info(say("Exported %s to %s in %s s: %s", "%s exporté vers %s en %s s : %s"),
+                model, engine, number(record.export_seconds, 1), destination)
     return destination
 
 
