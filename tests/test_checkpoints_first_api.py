@@ -230,6 +230,6 @@ def test_the_sentences_come_in_french_in_a_french_notebook(
     monkeypatch.setenv("WORKSHOP_LANG", "fr")
     check.predicted_status_codes({**OBSERVED, "unknown_model": 400}, OBSERVED)
     assert capsys.readouterr().out.startswith(
-        "✅ 2 prédictions justes sur 3 ; unknown_model a reçu 404, pas 400 : predict() compare d'abord"
+        "✅ 2 pronostics justes sur 3 ; unknown_model a reçu 404, pas 400 : predict() compare d'abord"
     )
 

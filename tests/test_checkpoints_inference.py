@@ -197,8 +197,8 @@ def test_the_comparison_comes_in_french(capsys: pytest.CaptureFixture[str], monk
     monkeypatch.setenv("WORKSHOP_LANG", "fr")
     check.first_call_prediction(True, 2, [0.4, 0.1, 0.1])
     assert capsys.readouterr().out == (
-        "✅ Vous aviez prévu plus lent, 2× ; mesuré : premier appel 400 ms, puis 100 ms (médiane), 4,0× plus lent : "
-        "votre estimation est 2 fois trop basse.\n"
+        "✅ Vous aviez prévu plus lent, 2× ; mesuré : premier appel 400 ms, puis 100 ms (médiane), 4,0× plus lent. "
+        "Votre estimation est 2 fois trop basse.\n"
     )
 
 

@@ -70,7 +70,7 @@ def test_sentences_come_in_french(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSHOP_LANG", "fr")
     with pytest.raises(CheckpointFailed) as failure:
         check.max_instances(7, **PRICES)
-    assert str(failure.value).startswith("7 instances occupées pendant 4 h coûtent 5.34 $, plus que le budget")
+    assert str(failure.value).startswith("7 instances occupées pendant 4 h coûtent 5,34 $, plus que le budget")
 
 
 def test_served_by_counts_reads_single_lines_and_uniq_counts() -> None:

@@ -67,7 +67,7 @@ def startup_script(pull_line: object, metadata_key: object) -> None:
             "n'ont pas pu être vérifiées")
     passed(
         "Right: the VM pulls the image itself, at every boot, by the name (and digest) the plan put in its metadata.",
-        "Exact : la VM télécharge l'image elle-même, à chaque démarrage, sous le nom (et l'empreinte) que le plan a "
+        "Exact : la VM télécharge elle-même l'image à chaque démarrage, sous le nom et l'empreinte que le plan a "
         "mis dans ses métadonnées.",
     )
 
@@ -137,8 +137,8 @@ def firewall_command(text: object) -> None:
     guarded(check, "Your firewall command could not be checked", "Votre commande de pare-feu n'a pas pu être vérifiée")
     passed(
         "Your rule matches the plan's: port 8000 of your VM, and of it alone (its tag), open to one address.",
-        "Votre règle est celle du plan : le port 8000 de votre VM, et d'elle seule (son tag), ouvert à une seule "
-        "adresse.",
+        "Votre règle est celle du plan : le port 8000 de votre seule VM, désignée par son tag réseau, ouvert à "
+        "une seule adresse.",
     )
 
 
@@ -168,7 +168,8 @@ def status_without_key(prediction: object) -> None:
         with start_backend(env=env) as server:
             shown = command.replace(var(notebook_cells.API_URL), server.url)
             print(say("A local back-end started with WORKSHOP_API_KEY set, as on your VM; the notebook's command:",
-                      "Un back-end local lancé avec WORKSHOP_API_KEY, comme sur votre VM ; la commande du notebook :"))
+                      "Un back-end local, protégé par WORKSHOP_API_KEY comme votre VM, reçoit la commande du "
+                      "notebook :"))
             print(f"$ {shown}")
             result = subprocess.run(["bash", "-c", f"{notebook_cells.API_URL}={shlex.quote(server.url)}\n{command}"],
                                     capture_output=True, text=True, timeout=60)
@@ -183,15 +184,15 @@ def status_without_key(prediction: object) -> None:
         passed(
             f"You predicted {prediction}, the back-end answered {status}: right, without the key the API refuses, and "
             "/health stays open, so anyone may see that the VM is up.",
-            f"Vous aviez prédit {prediction}, le back-end a répondu {status} : exact, sans la clé l'API refuse, et "
-            "/health reste ouvert, on peut donc voir que la VM répond.",
+            f"Vous aviez prévu {prediction}, le back-end a répondu {status} : exact. Sans la clé, l'API refuse, mais "
+            "/health reste ouvert pour que chacun puisse voir que la VM répond.",
         )
     else:
         passed(
             f"You predicted {prediction}, the back-end answered {status}: without the key the API refuses (401 means "
             "'who are you?', the body above says so), and /health stays open.",
-            f"Vous aviez prédit {prediction}, le back-end a répondu {status} : sans la clé l'API refuse (401 veut dire "
-            "« qui êtes-vous ? », la réponse ci-dessus le dit), et /health reste ouvert.",
+            f"Vous aviez prévu {prediction}, le back-end a répondu {status}. Sans la clé, l'API refuse : 401 veut dire "
+            "« qui êtes-vous ? », comme l'explique la réponse ci-dessus. /health, lui, reste ouvert.",
         )
 
 
@@ -245,7 +246,7 @@ def what_is_left(run_in_cloud: object) -> None:
         print(f"{NOT_VERIFIED} " + say(f"Still there, and billed: {', '.join(left)}. Set "
                                        "I_REALLY_WANT_TO_DELETE = True and run the clean-up cells.",
                                        f"Encore là, et facturé : {', '.join(left)}. Mettez I_REALLY_WANT_TO_DELETE = "
-                                       "True et exécutez les cellules de nettoyage."))
+                                       "True et exécutez les cellules du ménage."))
     else:
         passed("Nothing of yours is left: no VM, no disk, no firewall rule, no image.",
                "Plus rien à vous : ni VM, ni disque, ni règle de pare-feu, ni image.")

@@ -133,7 +133,7 @@ def backend_url_prediction(prediction: object, project: str | None = None) -> No
     expect(
         isinstance(prediction, str) and prediction.startswith("http"),
         "Write your prediction first: set my_url_prediction to the URL you expect, a string such as 'http://...:8000'.",
-        "Écrivez d'abord votre prédiction : donnez à my_url_prediction l'URL que vous attendez, une chaîne comme "
+        "Notez d'abord votre pronostic : donnez à my_url_prediction l'URL que vous attendez, une chaîne comme "
         "'http://...:8000'.",
     )
     assert isinstance(prediction, str)
@@ -189,7 +189,7 @@ def down_prediction(prediction: object, project: str | None = None, image_tag: s
         and all(word in LEFTOVER_KINDS for word in prediction),
         "Write your prediction first: set my_down_prediction to a set of what remains, taken from 'containers', "
         "'network', 'images' (set() for nothing).",
-        "Écrivez d'abord votre prédiction : donnez à my_down_prediction l'ensemble de ce qui reste, pris parmi "
+        "Notez d'abord votre pronostic : donnez à my_down_prediction l'ensemble de ce qui reste, pris parmi "
         "'containers', 'network', 'images' (set() pour rien).",
     )
     assert isinstance(prediction, Collection)

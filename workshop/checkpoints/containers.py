@@ -195,7 +195,7 @@ def prediction(predicted: object, container: str, url: str) -> None:
         expect(
             isinstance(predicted, bool),
             "Write your prediction first: set frontend_reaches_backend to True or False, then run this cell again.",
-            "Écrivez d'abord votre prédiction : donnez à frontend_reaches_backend la valeur True ou False, puis "
+            "Notez d'abord votre pronostic : donnez à frontend_reaches_backend la valeur True ou False, puis "
             "relancez cette cellule.",
         )
         _running_container(container)

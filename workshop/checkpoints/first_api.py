@@ -238,7 +238,7 @@ def predicted_status_codes(prediction: object, observed: object) -> None:
         and all(isinstance(_as_code(code), int) for code in prediction.values()),
         f"Write your prediction first: set my_prediction to a dict with one status code for each of {cases}, "
         f"e.g. {{\"missing_image\": 400, ...}}.",
-        f"Écrivez d'abord votre prédiction : donnez à my_prediction un dict avec un code de statut pour chacun de "
+        f"Notez d'abord votre pronostic : donnez à my_prediction un dict avec un code de statut pour chacun de "
         f"{cases}, par exemple {{\"missing_image\": 400, ...}}.",
     )
     assert isinstance(prediction, dict)
@@ -250,10 +250,10 @@ def predicted_status_codes(prediction: object, observed: object) -> None:
             wrong_fr.append(f"{case} a reçu {code}, pas {prediction[case]} : {fr}")
     right = len(observed) - len(wrong_en)
     if not wrong_en:
-        passed(f"All {len(observed)} predictions right.", f"Les {len(observed)} prédictions sont justes.")
+        passed(f"All {len(observed)} predictions right.", f"Vos {len(observed)} pronostics sont justes.")
         return
     passed(
         f"{right} of {len(observed)} predictions right; " + "; ".join(wrong_en) + ".",
-        f"{right} prédiction{'s' if right > 1 else ''} juste{'s' if right > 1 else ''} sur {len(observed)} ; "
+        f"{right} pronostic{'s' if right > 1 else ''} juste{'s' if right > 1 else ''} sur {len(observed)} ; "
         + " ; ".join(wrong_fr) + ".",
     )

@@ -112,8 +112,8 @@ def class_counts(count_by_class: Callable[[list[Detection]], Mapping[str, int]] 
         )
     passed(
         "count_by_class counts the detections of each class: the page's summary line, from the same objects.",
-        "count_by_class compte les détections de chaque classe : la ligne de résumé de la page, à partir des mêmes "
-        "objets.",
+        "count_by_class compte les détections de chaque classe, comme la ligne de résumé de la page, à partir des "
+        "mêmes objets.",
     )
 
 
@@ -160,8 +160,8 @@ def boxes_drawn(draw_boxes: Callable[[Image.Image, list[Detection]], Image.Image
         expect(
             not ImageChops.difference(picture, original).getbbox(),
             "draw_boxes drew on the caller's picture: draw on a copy (image.copy()), as the UI redraws at each slider move.",
-            "draw_boxes a dessiné sur l'image reçue : dessinez sur une copie (image.copy()), l'UI redessine à chaque "
-            "mouvement du curseur.",
+            "draw_boxes a dessiné sur l'image reçue : dessinez sur une copie (image.copy()), car l'interface redessine "
+            "l'image à chaque mouvement du curseur.",
         )
         expect(
             drawn.size == picture.size,
@@ -193,7 +193,7 @@ def boxes_drawn(draw_boxes: Callable[[Image.Image, list[Detection]], Image.Image
     guarded(check, "draw_boxes failed on a test picture", "draw_boxes a échoué sur une image de test")
     passed(
         "draw_boxes draws one outline per detection, on a copy: what the UI shows under the slider.",
-        "draw_boxes trace un contour par détection, sur une copie : ce que l'UI affiche sous le curseur.",
+        "draw_boxes trace un contour par détection sur une copie, comme l'interface sous le curseur.",
     )
 
 
@@ -228,7 +228,7 @@ def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str
     expect(
         isinstance(prediction, str) and prediction.strip().upper() in CHOICES,
         "Write your prediction first: set my_prediction to 'A', 'B' or 'C' in the cell above, then run it.",
-        "Écrivez d'abord votre prédiction : donnez à my_prediction la valeur 'A', 'B' ou 'C' dans la cellule "
+        "Notez d'abord votre réponse : donnez à my_prediction la valeur 'A', 'B' ou 'C' dans la cellule "
         "ci-dessus, puis exécutez-la.",
     )
     try:
@@ -257,7 +257,7 @@ def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str
         "the UI must catch the failed request and say what to do (backend_error_message in "
         "workshop/frontend/shared.py).",
         f"La page affiche une trace d'erreur Python ({page.exceptions[0] if page.exceptions else ''}) au lieu d'un "
-        "message : l'UI doit rattraper la requête ratée et dire quoi faire (backend_error_message dans "
+        "message : l'interface doit intercepter l'échec de la requête et dire quoi faire (backend_error_message dans "
         "workshop/frontend/shared.py).",
     )
     shown = bool(errors) and all("Back-end unreachable" in message for message in errors)
@@ -273,15 +273,15 @@ def ui_when_backend_down(prediction: object, backend_url: str, frontend_url: str
         passed(
             "You predicted B, and B it is: the UI catches the failed request and says what to do; the model lives "
             "in the back-end only.",
-            "Vous aviez prévu B, et c'est bien B : l'interface rattrape la requête en échec et dit quoi faire ; le "
-            "modèle ne vit que dans le back-end.",
+            "Vous aviez prévu B, et c'est bien B : l'interface intercepte l'échec de la requête et dit quoi faire. "
+            "Le modèle, lui, ne vit que dans le back-end.",
         )
         return
     why_en = {"A": "the UI catches the failed request, so no traceback", "C": "the front-end has no model of its own"}
-    why_fr = {"A": "l'interface rattrape la requête en échec, donc pas de trace d'erreur",
+    why_fr = {"A": "l'interface intercepte l'échec de la requête, donc pas de trace d'erreur",
               "C": "le front-end n'a pas de modèle à lui"}
     passed(
         f"You predicted {guess}; the page shows B, the red message above, and keeps working: {why_en[guess]}.",
-        f"Vous aviez prévu {guess} ; la page affiche B, le message rouge ci-dessus, et continue de fonctionner : "
+        f"Vous aviez prévu {guess} ; la page affiche B, le message rouge ci-dessus, et continue de fonctionner, car "
         f"{why_fr[guess]}.",
     )

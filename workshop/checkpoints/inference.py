@@ -50,7 +50,7 @@ def _check_one(number: int, got: object, wanted: dict) -> None:
     expect(
         isinstance(name, str),
         f"class_name of detection {number} is {name!r}, a class index: turn it into a name with result.names[int(cls)].",
-        f"Le class_name de la détection {number} vaut {name!r}, un numéro de classe : "
+        f"Dans la détection {number}, class_name vaut {name!r}, un numéro de classe : "
         "obtenez le nom avec result.names[int(cls)].",
     )
     expect(
@@ -61,12 +61,13 @@ def _check_one(number: int, got: object, wanted: dict) -> None:
     expect(
         _is_number(confidence) and 0.0 <= float(confidence) <= 1.0,
         f"confidence of detection {number} is {confidence!r}: it must be a number between 0 and 1 (result.boxes.conf).",
-        f"Le confidence de la détection {number} vaut {confidence!r} : il faut un nombre entre 0 et 1 (result.boxes.conf).",
+        f"Dans la détection {number}, confidence vaut {confidence!r} : il faut un nombre entre 0 et 1 "
+        "(result.boxes.conf).",
     )
     expect(
         isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box),
         f"box of detection {number} is {box!r}: make it a list of 4 numbers, [x_min, y_min, x_max, y_max].",
-        f"La box de la détection {number} vaut {box!r} : il faut une liste de 4 nombres, [x_min, y_min, x_max, y_max].",
+        f"Dans la détection {number}, box vaut {box!r} : il faut une liste de 4 nombres, [x_min, y_min, x_max, y_max].",
     )
     expect(
         name == wanted["class_name"],
@@ -79,7 +80,7 @@ def _check_one(number: int, got: object, wanted: dict) -> None:
         abs(float(confidence) - wanted["confidence"]) <= _CONFIDENCE_TOLERANCE,
         f"confidence of detection {number} is {float(confidence):.2f}, the model says {wanted['confidence']:.2f}: "
         "read it from result.boxes.conf.",
-        f"Le confidence de la détection {number} vaut {float(confidence):.2f}, le modèle dit "
+        f"Dans la détection {number}, confidence vaut {float(confidence):.2f} et le modèle dit "
         f"{wanted['confidence']:.2f} : lisez-le dans result.boxes.conf.",
     )
     shown = [round(v) for v in wanted["box"]]
@@ -87,7 +88,7 @@ def _check_one(number: int, got: object, wanted: dict) -> None:
         all(abs(float(a) - b) <= _BOX_TOLERANCE for a, b in zip(box, wanted["box"])),
         f"box of detection {number} is {[round(float(v)) for v in box]}, the model's corners are {shown}: "
         "take result.boxes.xyxy (corners in the picture's pixels), not xywh or xyxyn.",
-        f"La box de la détection {number} vaut {[round(float(v)) for v in box]}, les coins du modèle sont {shown} : "
+        f"Dans la détection {number}, box vaut {[round(float(v)) for v in box]} et les coins du modèle sont {shown} : "
         "prenez result.boxes.xyxy (les coins, en pixels de l'image), pas xywh ni xyxyn.",
     )
 
@@ -210,14 +211,14 @@ def first_call_prediction(first_call_slower: object, times_slower: object, secon
     expect(
         isinstance(first_call_slower, bool),
         "Write your prediction first: set first_call_slower to True or False, then run the cells again from there.",
-        "Écrivez d'abord votre prédiction : donnez à first_call_slower la valeur True ou False, puis relancez les "
+        "Notez d'abord votre pronostic : donnez à first_call_slower la valeur True ou False, puis relancez les "
         "cellules à partir de là.",
     )
     expect(
         _is_number(times_slower) and float(times_slower) > 0,  # type: ignore[arg-type]
         "Write your prediction first: set times_slower to a positive number, how many times slower than the next "
         "ones you expect the first call (1 if no slower).",
-        "Écrivez d'abord votre prédiction : donnez à times_slower un nombre positif, combien de fois plus lent que "
+        "Notez d'abord votre pronostic : donnez à times_slower un nombre positif, combien de fois plus lent que "
         "les suivants vous attendez le premier appel (1 s'il ne l'est pas).",
     )
     expect(
@@ -235,7 +236,8 @@ def first_call_prediction(first_call_slower: object, times_slower: object, secon
     if first_call_slower != slower:
         verdict_en = ("it is slower: it builds the predictor and runs PyTorch for the first time" if slower
                       else "no slower here: was this model already warm?")
-        verdict_fr = ("il est bien plus lent : il construit le prédicteur et fait tourner PyTorch pour la première fois"
+        verdict_fr = ("il est bien plus lent, car il construit le prédicteur et fait tourner PyTorch pour la "
+                      "première fois"
                       if slower else "pas plus lent ici : ce modèle avait-il déjà tourné ?")
     else:
         off = max(guess / ratio, ratio / guess)
@@ -249,6 +251,6 @@ def first_call_prediction(first_call_slower: object, times_slower: object, secon
     passed(
         f"You predicted {'slower' if first_call_slower else 'not slower'}, {guess:g}×; measured: {measured}: "
         f"{verdict_en}.",
-        f"Vous aviez prévu {'plus lent' if first_call_slower else 'pas plus lent'}, {guess:g}× ; mesuré : {mesure} : "
-        f"{verdict_fr}.",
+        f"Vous aviez prévu {'plus lent' if first_call_slower else 'pas plus lent'}, {guess:g}× ; mesuré : {mesure}. "
+        f"{verdict_fr[:1].upper()}{verdict_fr[1:]}.",
     )

@@ -60,6 +60,8 @@ def max_instances(
     assert number is not None
     one = instance_cost(cpu, memory_gib, cpu_price, memory_price, hours)
     cost = number * one
+    # The same amounts with a decimal comma, for the French sentences.
+    fr_cost, fr_budget = f"{cost:.2f}".replace(".", ","), f"{budget:.2f}".replace(".", ",")
     expect(
         number >= 1,
         "A cap below 1 serves nobody: Cloud Run needs at least one instance to answer.",
@@ -69,14 +71,14 @@ def max_instances(
         cost <= budget,
         f"{number} instances busy for {hours:g} h cost ${cost:.2f}, over the budget of ${budget:.2f}: lower the cap "
         "(round down, not to the nearest).",
-        f"{number} instances occupées pendant {hours:g} h coûtent {cost:.2f} $, plus que le budget de {budget:.2f} $ : "
+        f"{number} instances occupées pendant {hours:g} h coûtent {fr_cost} $, plus que le budget de {fr_budget} $ : "
         "baissez le plafond (arrondissez vers le bas).",
     )
     expect(
         cost + one > budget,
         f"{number} instances cost at most ${cost:.2f} for {hours:g} h: the budget of ${budget:.2f} pays for more, "
         "raise the cap.",
-        f"{number} instances coûtent au plus {cost:.2f} $ en {hours:g} h : le budget de {budget:.2f} $ en paie "
+        f"{number} instances coûtent au plus {fr_cost} $ en {hours:g} h : le budget de {fr_budget} $ en paie "
         "davantage, montez le plafond.",
     )
 
@@ -94,7 +96,7 @@ def max_instances(
     )
     passed(
         f"--max-instances={number}: at most ${cost:.2f} for {hours:g} h, within the budget of ${budget:.2f}.",
-        f"--max-instances={number} : au plus {cost:.2f} $ pour {hours:g} h, dans le budget de {budget:.2f} $.",
+        f"--max-instances={number} : au plus {fr_cost} $ pour {hours:g} h, dans le budget de {fr_budget} $.",
     )
 
 
@@ -161,8 +163,8 @@ def spread(output: str | None, project: str, minimum_requests: int = 6) -> None:
         not strangers,
         f"{', '.join(strangers)} is not one of this stack's running replicas ({', '.join(replicas) or 'none'}): "
         "call the load balancer on $LB_PORT, after the stack is up.",
-        f"{', '.join(strangers)} n'est pas une des répliques en marche de cette pile ({', '.join(replicas) or 'aucune'}) : "
-        "appelez le répartiteur sur $LB_PORT, une fois la pile démarrée.",
+        f"{', '.join(strangers)} n'est pas une des répliques en marche de cette stack "
+        f"({', '.join(replicas) or 'aucune'}) : appelez le répartiteur sur $LB_PORT, une fois la stack démarrée.",
     )
     total = sum(counts.values())
     expect(
@@ -266,7 +268,7 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
         predicted is not None and predicted >= 0,
         "Write your prediction first: set predicted_failures, in the cell under Exercise 3, to the number of requests "
         "you expect to fail (0 or more), run that cell, then this one (the load test need not run again).",
-        "Écrivez d'abord votre prédiction : dans la cellule sous l'exercice 3, donnez à predicted_failures le nombre "
+        "Notez d'abord votre pronostic : dans la cellule sous l'exercice 3, donnez à predicted_failures le nombre "
         "de requêtes qui échoueront selon vous (0 ou plus), exécutez-la, puis celle-ci (inutile de relancer le test "
         "de charge).",
     )
@@ -282,8 +284,8 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
         run.requests > 0 and run.started_at is not None and run.finished_at is not None,
         f"The load test sent no request: is the stack up? Bring it up ({restore}), then run the cell with docker kill "
         "again.",
-        f"Le test de charge n'a envoyé aucune requête : la pile tourne-t-elle ? Démarrez-la ({restore}), puis relancez "
-        "la cellule de docker kill.",
+        f"Le test de charge n'a envoyé aucune requête : la stack tourne-t-elle ? Démarrez-la ({restore}), puis "
+        "relancez la cellule de docker kill.",
     )
     assert run.started_at is not None and run.finished_at is not None
     killed: dict[str, datetime] = {}
@@ -323,11 +325,11 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
     )
     name, at = min(during.items(), key=lambda item: item[1])
     if predicted == run.failures:
-        verdict, verdict_fr = "as you predicted", "comme vous l'aviez prédit"
+        verdict, verdict_fr = "as you predicted", "comme vous l'aviez prévu"
     else:
         verdict = (f"you predicted {predicted}: nginx sent each request the dead replica dropped to another one, then "
                    "left the dead one out")
-        verdict_fr = (f"vous aviez prédit {predicted} : nginx a renvoyé à une autre réplique chaque requête perdue "
+        verdict_fr = (f"vous aviez prévu {predicted} : nginx a renvoyé à une autre réplique chaque requête perdue "
                       "par la réplique arrêtée, puis l'a écartée")
     passed(
         f"{run.requests} requests, {run.failures} failed, with replica {name} killed at {_clock(at)} during the load "

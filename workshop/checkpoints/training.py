@@ -56,7 +56,7 @@ def training_config(config: Any, fast: bool) -> None:
     expect(
         isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
         f"epochs is {epochs!r}: set it to a whole number of passes over the pictures, at least 1.",
-        f"epochs vaut {epochs!r} : donnez un nombre entier de passes sur les images, au moins 1.",
+        f"epochs vaut {epochs!r} : donnez un nombre entier de passages sur les images, au moins 1.",
     )
     minutes = _minutes(config)
     if fast:
@@ -113,7 +113,7 @@ def beats_bundled(my_prediction: object, report: Any, config: Any, bundled: floa
     expect(
         isinstance(my_prediction, bool),
         "Write your prediction first: set my_prediction to True or False, then run the cells again.",
-        "Écrivez d'abord votre prédiction : donnez à my_prediction la valeur True ou False, puis relancez.",
+        "Notez d'abord votre pronostic : donnez à my_prediction la valeur True ou False, puis relancez.",
     )
     expect(
         report is not None and hasattr(report, "map50"),
@@ -131,12 +131,13 @@ def beats_bundled(my_prediction: object, report: Any, config: Any, bundled: floa
     mine = float(report.map50)
     higher = mine > bundled + MARGIN
     figures = f"yours {mine:.3f}, the bundled model {bundled:.3f} (mAP50 on {config.heldout_images} fresh pictures)"
-    chiffres = f"le vôtre {mine:.3f}, le modèle embarqué {bundled:.3f} (mAP50 sur {config.heldout_images} images neuves)"
+    chiffres = (f"le vôtre {mine:.3f}, le modèle embarqué {bundled:.3f} (mAP50 sur {config.heldout_images} images "
+                "neuves)").replace(".", ",")
     verdict_en = "clearly higher" if higher else "not clearly higher"
     verdict_fr = "le vôtre est nettement meilleur" if higher else "le vôtre n'est pas nettement meilleur"
     if my_prediction == higher:
         passed(f"Well predicted: {figures}; yours is {verdict_en}.",
-               f"Bien vu : {chiffres} ; {verdict_fr}.")
+               f"Bien vu : {chiffres}. {verdict_fr[:1].upper()}{verdict_fr[1:]}.")
         return
     why_en = ("more training helped while the model still learnt" if higher else
               "more training only helps while the model still learns, on enough pictures")
@@ -145,8 +146,8 @@ def beats_bundled(my_prediction: object, report: Any, config: Any, bundled: floa
     passed(
         f"You predicted {'higher' if my_prediction else 'not higher'}; measured: {figures}: yours is {verdict_en}, "
         f"{why_en}.",
-        f"Vous aviez prévu {'meilleur' if my_prediction else 'pas meilleur'} ; mesuré : {chiffres} : {verdict_fr}, "
-        f"car {why_fr}.",
+        f"Vous aviez prévu {'meilleur' if my_prediction else 'pas meilleur'} ; mesuré : {chiffres}. "
+        f"{verdict_fr[:1].upper()}{verdict_fr[1:]}, car {why_fr}.",
     )
 
 

@@ -381,8 +381,8 @@ def resolve_api_key(config: DeployConfig, key_on_vm: str | None = None) -> list[
     if config.api_key:
         if key_on_vm and key_on_vm != config.api_key:
             notes.append(say("A new API key was given: the VM's metadata will be updated and the VM restarted.",
-                             "Une nouvelle clé d'API est donnée : les métadonnées de la VM seront mises à jour et la "
-                             "VM redémarrée."))
+                             "Vous avez fourni une nouvelle clé d'API : les métadonnées de la VM seront mises à jour, "
+                             "puis la VM redémarrée."))
     elif key_on_vm:
         config.api_key = key_on_vm
         notes.append(say("The VM already exists: its API key is kept.",
@@ -412,7 +412,7 @@ def resolve_source_range(config: DeployConfig) -> list[str]:
                 f"Port {config.port} will be open to this machine's public IP only: {config.source_range} "
                 "(a browser elsewhere is refused: see the guide)",
                 f"Le port {config.port} ne sera ouvert qu'à l'IP publique de cette machine : {config.source_range} "
-                "(un navigateur ailleurs est refusé : voir le guide)"))
+                "(un navigateur sur une autre machine sera refusé, voir le guide)"))
         else:
             config.source_range = "0.0.0.0/0"
             notes.append(say(
@@ -422,7 +422,8 @@ def resolve_source_range(config: DeployConfig) -> list[str]:
                 "internet, protégé par la clé d'API."))
     if config.teacher_ip and config.source_range != "0.0.0.0/0":
         notes.append(say(f"The teacher's address {config.teacher_ip} is let in too (their page grades your VM).",
-                         f"L'adresse de l'enseignant, {config.teacher_ip}, entre aussi (sa page note votre VM)."))
+                         f"L'adresse de l'enseignant, {config.teacher_ip}, est autorisée aussi (sa page vérifie "
+                         "votre VM)."))
     return notes
 
 
@@ -500,7 +501,7 @@ def access_steps(config: DeployConfig) -> list[Step]:
         ),
         Step(
             Text("Let the VM's service account write logs",
-                 "Autoriser le compte de service de la VM à écrire des logs"),
+                 "Autoriser le compte de service de la VM à écrire des journaux"),
             ("gcloud", "projects", "add-iam-policy-binding", config.project, f"--member={config.member}",
              f"--role={writer}", "--condition=None", "--format=none"),
             done=_granted(("gcloud", "projects", "get-iam-policy", config.project), writer, config.member),
@@ -616,7 +617,7 @@ def key_on_vm_command(config: DeployConfig) -> tuple[str, ...]:
 def teardown_steps(config: DeployConfig, delete_image: bool = False, delete_repository: bool = False) -> list[Step]:
     """Delete the VM and the firewall rule; the image and the repository when asked. Gone already is fine."""
     steps = [
-        Step(Text("Delete the VM (and its boot disk)", "Supprimer la VM (et son disque)"),
+        Step(Text("Delete the VM (and its boot disk)", "Supprimer la VM et son disque"),
              ("gcloud", "compute", "instances", "delete", *_vm(config), "--quiet"), missing_ok=True),
         Step(Text("Delete the firewall rule", "Supprimer la règle de pare-feu"),
              ("gcloud", "compute", "firewall-rules", "delete", config.firewall_rule, f"--project={config.project}",
@@ -674,7 +675,7 @@ def registry_leftover_checks(config: DeployConfig, delete_image: bool, delete_re
     return [
         Leftover(Text("Images", "Images"), ("gcloud", "artifacts", "docker", "images", "list", config.image_path,
                                             "--format=value(version)"), delete_image or delete_repository),
-        Leftover(Text("Repository (shared by the class)", "Dépôt (partagé par la classe)"),
+        Leftover(Text("Repository (shared by the class)", "Dépôt (partagé par la promo)"),
                  ("gcloud", "artifacts", "repositories", "describe", config.repository, f"--location={config.region}",
                   f"--project={config.project}", "--format=value(name)"), delete_repository),
     ]

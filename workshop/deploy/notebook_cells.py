@@ -151,7 +151,7 @@ def _gcloud_cell(key: str, lines: list[str], guard: str = "") -> Cell:
 def _prerequisites_cell(language: str) -> Cell:
     return _gcloud_cell("check-the-prerequisites", [
         _say(language, "# Logged in? A project? Billing? The APIs? One line each, and what to do when it fails",
-             "# Connecté ? Un projet ? La facturation ? Les API ? Une ligne chacun, et quoi faire en cas d'échec"),
+             "# Connecté ? Un projet ? La facturation ? Les API ? Une ligne par point, et quoi faire en cas d'échec"),
         "workshop gcp preflight",
     ])
 
@@ -449,7 +449,7 @@ def run_body(script: str, out=None) -> int:
     if code != 0:
         if any(line.startswith("✗") for line in lines):  # workshop gcp preflight: each line says what to do
             advice = say("Fix the lines marked ✗ above, then run this cell again.",
-                         "Réglez les lignes marquées ✗ ci-dessus, puis relancez cette cellule.")
+                         "Corrigez les lignes marquées ✗ ci-dessus, puis relancez cette cellule.")
         else:
             advice = hint("".join(lines))
         raise StepFailedInCell(say(f"This step failed (exit code {code}). {advice}",
@@ -504,8 +504,8 @@ def gcloud_step(line: str, cell_text: str, namespace: dict, out=None) -> None:
         flags_on = [f"{name} = True" for name in off]
         print(say(f"not run: set {' and '.join(flags_on)} to run it. The same commands, for a terminal at the "
                   "project's root:",
-                  f"non exécuté : mettez {' et '.join(flags_on)} pour l'exécuter. Les mêmes commandes, pour un "
-                  "terminal à la racine du projet :"), file=out)
+                  f"non exécuté : mettez {' et '.join(flags_on)} pour l'exécuter. À taper dans un terminal, à "
+                  "la racine du projet :"), file=out)
         print(cell_text.strip("\n"), file=out)
         return
     step = step_for(cell_text)

@@ -227,7 +227,7 @@ def org_policies(project: str, region: str) -> list[Finding]:
                                 say("Ask the administrator to allow external IPs in this project (the lab's VMs need "
                                     "one), or use Cloud Run.",
                                     "Demandez à l'administrateur d'autoriser les IP externes dans ce projet (les VM du "
-                                    "lab en ont besoin), ou utilisez Cloud Run.")))
+                                    "TP en ont besoin), ou utilisez Cloud Run.")))
     else:
         findings.append(Finding(name, "ok", say("external IPs allowed", "IP externes autorisées")))
 
@@ -255,7 +255,7 @@ def org_policies(project: str, region: str) -> list[Finding]:
         findings.append(Finding(name, "warn", say("OS Login is required.", "OS Login est obligatoire."),
                                 say("The lab needs no SSH; to debug a VM with gcloud compute ssh, a student needs "
                                     "roles/compute.osAdminLogin.",
-                                    "Le lab se passe de SSH ; pour déboguer une VM avec gcloud compute ssh, un "
+                                    "Le TP se passe de SSH ; pour déboguer une VM avec gcloud compute ssh, un "
                                     "étudiant a besoin de roles/compute.osAdminLogin.")))
     else:
         findings.append(Finding(name, "ok", say("not enforced", "non imposé")))
@@ -272,7 +272,7 @@ def org_policies(project: str, region: str) -> list[Finding]:
                                                   f"{region} n'est pas parmi {', '.join(values)}."),
                                 say("Run the lab in an allowed region (workshop gcp deploy --region ...), or ask the "
                                     "administrator to add this one.",
-                                    "Faites le lab dans une région autorisée (workshop gcp deploy --region ...), ou "
+                                    "Faites le TP dans une région autorisée (workshop gcp deploy --region ...), ou "
                                     "demandez à l'administrateur d'ajouter celle-ci.")))
     return findings
 
@@ -289,7 +289,7 @@ def teacher_role(project: str, account: str, roles: list[str] | None) -> Finding
     name = say("your role", "votre rôle")
     if roles is None:
         return Finding(name, "skip", say("the project's IAM policy is not readable.",
-                                         "la politique IAM du projet est illisible."))
+                                         "la stratégie IAM du projet est illisible."))
     held = ", ".join(roles) or say("none directly", "aucun en direct")
     if set(roles) & set(GRANTERS):
         return Finding(name, "ok", say(f"{held}: you may grant each student roles/editor",
@@ -331,9 +331,9 @@ def report(findings: list[Finding], students: int | None) -> str:
                     f" ({unchecked} point{unchecked_plural} pas encore vérifiable{unchecked_plural})") \
             if unchecked else ""
         lines.append(say(f"Not ready: {failed} check(s) above to fix, then run this again{later}.",
-                         f"Pas prêt : {failed} point{plural} ci-dessus à régler, puis relancez{later}."))
+                         f"Pas prêt : {failed} point{plural} ci-dessus à corriger, puis relancez{later}."))
     elif students:
-        lines.append(say(f"Ready for a class of {students}.", f"Prêt pour une classe de {students}."))
+        lines.append(say(f"Ready for a class of {students}.", f"Prêt pour une promo de {students}."))
     else:
         lines.append(say("Ready: you may deploy.", "Prêt : vous pouvez déployer."))
     return "\n".join(lines)

@@ -358,16 +358,16 @@ def _no_student_note() -> str:
     return say("No student name (no gcloud account found): names carry no suffix; in a project shared by a class, "
                "pass --student NAME.",
                "Pas de nom d'étudiant (aucun compte gcloud trouvé) : les noms n'ont pas de suffixe ; dans un projet "
-               "partagé par une classe, passez --student NOM.")
+               "partagé par une promo, passez --student NOM.")
 
 
 def _dry_run_header(steps: Sequence[Step], runs: str) -> str:
     """The dry run's first line: what the commands are, and what --execute adds (the re-run checks)."""
     if len(steps) == 1:
         return say(f"Dry run: the command below is what --execute runs{runs}.",
-                   f"Simulation : la commande ci-dessous est ce que --execute exécute{runs}.")
+                   f"Simulation : voici la commande que lance --execute{runs}.")
     return say(f"Dry run: the {len(steps)} commands below are what --execute runs{runs}.",
-               f"Simulation : les {len(steps)} commandes ci-dessous sont ce que --execute exécute{runs}.")
+               f"Simulation : voici les {len(steps)} commandes que lance --execute{runs}.")
 
 
 def _print_dry_run(notes: Sequence[str], steps: Sequence[Step], closing: Sequence[str], out: TextIO) -> None:
@@ -378,9 +378,9 @@ def _print_dry_run(notes: Sequence[str], steps: Sequence[Step], closing: Sequenc
     print("# " + say("Pasted into a terminal (bash), from any directory, they deploy into a project where none of it "
                      "exists yet; --execute first checks each step, so it can run again (already there, a new image, "
                      "a changed IP).",
-                     "Collées dans un terminal (bash), depuis n'importe quel dossier, elles déploient dans un projet "
-                     "où rien n'existe encore ; --execute vérifie d'abord chaque étape, et peut donc être relancé "
-                     "(déjà là, nouvelle image, IP changée)."), file=out)
+                     "Collées dans un terminal (bash), depuis n'importe quel dossier, elles déploient tout dans un "
+                     "projet vide. --execute vérifie d'abord chaque étape, si bien qu'on peut le relancer sans risque "
+                     "(ressource déjà là, nouvelle image, IP changée)."), file=out)
     print_plan(steps, out)
     for line in closing:
         print(f"# {line}", file=out)
@@ -398,7 +398,7 @@ def _class_notes(config: DeployConfig) -> list[str]:
     if config.max_run_duration:
         notes.append(say(f"Cost guard: the VM deletes itself {config.max_run_duration} after it starts "
                          "(--max-run-duration); deploy again for a new one.",
-                         f"Garde-fou de coût : la VM se supprime {config.max_run_duration} après son démarrage "
+                         f"Garde-fou sur les coûts : la VM se supprime {config.max_run_duration} après son démarrage "
                          "(--max-run-duration) ; redéployez pour en avoir une nouvelle."))
     return notes
 
@@ -465,11 +465,11 @@ def list_leftovers(checks: Sequence, values: dict[str, str] | None = None, out: 
             left += [f"{check.kind}{colon} {name}" for name in names]
     if left:
         print("\n" + say(f"Still there ({len(left)}): run the teardown again, or delete them in the console.",
-                         f"Encore là ({len(left)}) : relancez le nettoyage, ou supprimez-les dans la console."),
+                         f"Encore là ({len(left)}) : relancez le ménage, ou supprimez-les dans la console."),
               file=out)
     else:
         print("\n" + say("Nothing that you asked to delete is left.",
-                         "Rien de ce que vous avez demandé de supprimer ne reste."), file=out)
+                         "Tout ce que vous avez demandé de supprimer a disparu."), file=out)
     return left
 
 
@@ -534,7 +534,7 @@ def _cloud_run_notes(config: DeployConfig) -> list[str]:
     notes.append(say(f"Cost guard: at most {config.max_instances} instances (--max-instances), none when idle "
                      "(--min-instances 0: nothing billed then; the first request after a pause waits for a cold "
                      "start).",
-                     f"Garde-fou de coût : au plus {config.max_instances} instances (--max-instances), aucune au "
+                     f"Garde-fou sur les coûts : au plus {config.max_instances} instances (--max-instances), aucune au "
                      "repos (--min-instances 0 : rien n'est facturé alors ; la première requête après une pause attend "
                      "un démarrage à froid)."))
     notes.append(say(f"Scaling: Cloud Run adds instances when, over about a minute, the running ones use more than "
