@@ -14,9 +14,15 @@
 #      made with debootstrap from the machine's own apt mirror, then
 #      `docker import`), with this machine's CA bundle inside so that pip and
 #      requests in a build can reach the package index through the same
-#      network as the host;
+#      network as the host. It is trimmed as Debian's slim images are
+#      (debian:bookworm-slim, the base of the official python:3.12-slim): no
+#      documentation, manual pages nor translations, dpkg told to leave them out
+#      of every later install, apt set up as in Debian's Docker images. The image
+#      carries its recipe's version in a label: one of an older recipe is built
+#      again;
 #   5. give that image the name the Dockerfiles start FROM by default
-#      (python:3.12-slim) when no image has it: a plain
+#      (python:3.12-slim) when no image has it, or when that name is an earlier
+#      build of this stand-in: a plain
 #      `docker build -f backend/Dockerfile -t deploy-ml-workshop/backend .`, as the
 #      notebooks type it, then builds here as it does in a codespace. It stands in for
 #      the official image under its name (a Debian python3, not 3.12), as the
@@ -32,6 +38,12 @@
 set -euo pipefail
 
 image="${BASE_IMAGE_NAME:-workshop-base/python:bookworm}"
+# The base image's recipe (step 4), written in a label of the image. Raise it whenever the recipe changes:
+# a machine holding an image of an earlier recipe then builds it again.
+#   1: debootstrap's minbase with python3, venv, pip and the CA bundle (those images have no label);
+#   2: trimmed as Debian's slim images are, apt set up as in Debian's Docker images.
+recipe_label=org.deploy-ml-workshop.base-recipe
+recipe=2
 suite="${DEBIAN_SUITE:-bookworm}"
 compose_suite="${COMPOSE_V2_SUITE:-trixie}"
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
@@ -106,24 +118,39 @@ if ! $sudo docker info >/dev/null 2>&1; then
 fi
 log "Docker engine $($sudo docker version --format '{{.Server.Version}}') is running"
 
+image_id() { $sudo docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+recipe_of() { $sudo docker image inspect --format "{{index .Config.Labels \"$recipe_label\"}}" "$1" 2>/dev/null || true; }
+
 # 5. The Dockerfiles' default base name -----------------------------------------
 # Defined here, run after step 4: each name a Dockerfile starts FROM by default (ARG BASE_IMAGE=...).
+# The name follows this stand-in when no image has it, or when it names a build of this stand-in: one
+# that carries the recipe's label, or the image step 4 has just replaced (the first recipe had no label).
+# Any other image of that name is a real one, pulled or loaded by someone: it stays.
 name_the_default_bases() {
-    local default
+    local replaced="$1" default current
     for default in $(sed -n 's/^ARG BASE_IMAGE=//p' "$repository"/backend/Dockerfile* "$repository"/frontend/Dockerfile* 2>/dev/null | sort -u); do
-        if ! $sudo docker image inspect "$default" >/dev/null 2>&1; then
+        current=$(image_id "$default")
+        [ "$current" = "$(image_id "$image")" ] && continue
+        if [ -z "$current" ] || [ "$current" = "$replaced" ] || [ -n "$(recipe_of "$default")" ]; then
             $sudo docker tag "$image" "$default"
             log "The Dockerfiles' default base $default is $image here (no registry to pull it from)"
+        else
+            log "$default is an image of its own here, not this stand-in: it stays as it is"
         fi
     done
 }
 
 # 4. Base image -----------------------------------------------------------------
-if [ -z "${REBUILD_BASE:-}" ] && $sudo docker image inspect "$image" >/dev/null 2>&1; then
-    log "Base image $image already exists"
-    name_the_default_bases
-    echo "$image"
-    exit 0
+replaced=$(image_id "$image")
+if [ -n "$replaced" ] && [ -z "${REBUILD_BASE:-}" ]; then
+    built_by=$(recipe_of "$image")
+    if [ "$built_by" = "$recipe" ]; then
+        log "Base image $image already exists"
+        name_the_default_bases "$replaced"
+        echo "$image"
+        exit 0
+    fi
+    log "Base image $image comes from an earlier recipe (${built_by:-1}; now $recipe): building it again"
 fi
 
 log "Building base image $image from $mirror ($suite)"
@@ -145,9 +172,48 @@ $sudo tee "$rootfs/etc/pip.conf" >/dev/null <<EOF
 [global]
 cert = $ca_bundle
 EOF
-$sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+
+# Trimmed as Debian's slim images are (debuerreotype's "slimify", which makes debian:bookworm-slim):
+# documentation, manual pages and translations stay out. dpkg skips them in every later install
+# (an apt-get install in a Dockerfile), and those debootstrap already wrote are removed, except what the
+# rules keep: the copyright notices, and the few locale files programs read whatever the language.
+slim_excludes=('/usr/share/doc/*' '/usr/share/groff/*' '/usr/share/info/*' '/usr/share/linda/*'
+               '/usr/share/lintian/overrides/*' '/usr/share/locale/*' '/usr/share/man/*')
+slim_includes=('/usr/share/doc/*/copyright' '/usr/share/doc/kde/HTML/C/*' '/usr/share/gnome/help/*/C/*'
+               '/usr/share/locale/all_languages' '/usr/share/locale/currency/*' '/usr/share/locale/l10n/*'
+               '/usr/share/locale/languages' '/usr/share/locale/locale.alias' '/usr/share/omf/*/*-C.emf')
+{
+    echo '# The "slim" variant, as in Debian'"'"'s slim images: files a container does not need stay out.'
+    printf 'path-exclude %s\n' "${slim_excludes[@]}"
+    printf 'path-include %s\n' "${slim_includes[@]}"
+} | $sudo tee "$rootfs/etc/dpkg/dpkg.cfg.d/docker" >/dev/null
+kept=()
+for pattern in "${slim_includes[@]}"; do kept+=(-o -path "$pattern"); done
+for pattern in "${slim_excludes[@]}"; do
+    folder=$(dirname "$pattern")
+    [ -d "$rootfs$folder" ] || continue
+    # Files first (what the rules keep stays), then the empty folders and dangling links that leaves,
+    # again until there are none (a link may point into a folder that has just gone).
+    $sudo chroot "$rootfs" find "$folder" -depth -mindepth 1 -not \( "${kept[@]:1}" \) -not -type d -not -type l -delete
+    while [ -n "$($sudo chroot "$rootfs" find "$folder" -depth -mindepth 1 \( -empty -o -xtype l \) -delete -print)" ]; do :; done
+done
+
+# apt and dpkg as in Debian's Docker images: no cache of packages or lists kept in a layer, no translated
+# lists, lists kept compressed, no fsync at each file, no service started by an install.
+apt_clean='"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";'
+printf '%s\n' "DPkg::Post-Invoke { $apt_clean };" "APT::Update::Post-Invoke { $apt_clean };" \
+    'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' | $sudo tee "$rootfs/etc/apt/apt.conf.d/docker-clean" >/dev/null
+echo 'Acquire::Languages "none";' | $sudo tee "$rootfs/etc/apt/apt.conf.d/docker-no-languages" >/dev/null
+echo 'Acquire::GzipIndexes "true";' | $sudo tee "$rootfs/etc/apt/apt.conf.d/docker-gzip-indexes" >/dev/null
+echo 'Apt::AutoRemove::SuggestsImportant "false";' | $sudo tee "$rootfs/etc/apt/apt.conf.d/docker-autoremove-suggests" >/dev/null
+echo 'force-unsafe-io' | $sudo tee "$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup" >/dev/null
+printf '#!/bin/sh\n# Services are not started in an image build.\nexit 101\n' | $sudo tee "$rootfs/usr/sbin/policy-rc.d" >/dev/null
+$sudo chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+
+$sudo rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/apt/*.log
 
 $sudo tar -C "$rootfs" -c . | $sudo docker import \
+    --change "LABEL $recipe_label=$recipe" \
     --change "ENV LANG=C.UTF-8" \
     --change "ENV PIP_CERT=$ca_bundle" \
     --change "ENV REQUESTS_CA_BUNDLE=$ca_bundle" \
@@ -156,5 +222,5 @@ $sudo tar -C "$rootfs" -c . | $sudo docker import \
     --change 'CMD ["python3"]' \
     - "$image" >/dev/null
 log "Base image $image: $($sudo docker image inspect "$image" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
-name_the_default_bases
+name_the_default_bases "$replaced"
 echo "$image"

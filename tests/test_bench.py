@@ -132,13 +132,21 @@ def test_the_images_goals_compare_the_baseline_and_the_branch_measured_in_one_ru
     from workshop.bench.images import DiskUse, ImageBenchConfig, ImageBenchResults, render_section, write_section
 
     old = _image_set("baseline", "bench-baseline", 7180, 1000, 3000, 221, 60, [14.0, 15.0, 16.0], [1.0, 1.1, 1.2])
-    new = _image_set("this branch", "bench-new", 386, 654, 140, 60, 8, [12.0, 13.0, 18.0], [1.3, 1.4, 1.6])
+    new = _image_set("this branch", "bench-new", 386, 395, 140, 60, 8, [12.0, 13.0, 18.0], [1.3, 1.4, 1.6])
+    new.video_layers = (int(502e6), [(int(360e6), "RUN python3 extras.py pyproject.toml ui > requirements.txt")])
     disk = DiskUse({"the venv": int(3e9), "the images": int(1.2e9)}, {"the venv": "installed", "the images": "layers"})
-    results = ImageBenchResults(ImageBenchConfig(base_image="base"), [old, new], disk, 900.0, "workshop bench-images")
+    results = ImageBenchResults(ImageBenchConfig(base_image="base"), [old, new], disk, 900.0, "workshop bench-images",
+                                base_bytes=int(146e6))
     section = render_section(results)
     rows = {line.split(" | ")[0].lstrip("| "): line for line in section.splitlines() if line.startswith("| ")}
     assert rows["back-end image, unpacked"].endswith("| 7.18 GB | 386 MB | ≤ 450 MB | yes |")
-    assert rows["front-end image, unpacked"].endswith("| 1.00 GB | 654 MB | ≤ 400 MB | **no** |")
+    assert rows["front-end image, unpacked (as built by default)"].endswith("| 1.00 GB | 395 MB | ≤ 400 MB | yes |")
+    # The video decoder: a build argument on this branch, always in the baseline's image (its only front-end image).
+    assert rows["front-end image with the video decoder (`--build-arg VIDEO=true`)"].endswith(
+        "| 1.00 GB (built with it by default) | 502 MB | ≤ 400 MB | **no** |")
+    assert "`frontend` with `VIDEO=true` (this branch, abc1234): 502 MB in all." in section
+    assert "`frontend` with `VIDEO=true` (baseline" not in section
+    assert "on the local base image `base` (146 MB, counted in every image)" in section
     assert rows["cold build of both images (`compose build --no-cache`)"].endswith("| 221 s | 60 s | ≤ 120 s | yes |")
     assert "13.0 s (median of 3: 12.0, 13.0, 18.0) | ≤ 15 s | yes |" in rows["`compose up` → front-end answers and back-end `/ready`"]
     assert "1.40 s (median of 3: 1.30, 1.40, 1.60)" in rows["`docker run` → first 200 on `/predict` (back-end)"]
@@ -156,9 +164,14 @@ def test_the_images_goals_compare_the_baseline_and_the_branch_measured_in_one_ru
 
 
 def test_the_images_are_measured_on_a_clean_export_of_each_commit(tmp_path: Path) -> None:
-    from workshop.bench.images import checkout
+    from workshop.bench.images import checkout, has_video_choice
 
     commit = checkout("HEAD", tmp_path / "head")
     assert len(commit) >= 7 and (tmp_path / "head" / "backend" / "Dockerfile").is_file()
+    assert has_video_choice(tmp_path / "head")  # the bench builds the front-end with VIDEO=true too
+    older = tmp_path / "older" / "frontend"  # a front-end Dockerfile that only names the argument in a comment
+    older.mkdir(parents=True)
+    (older / "Dockerfile").write_text("# Build argument VIDEO=true|false, one day\nARG BASE_IMAGE=python:3.12-slim\n")
+    assert not has_video_choice(older.parent)
     assert sorted(path.name for path in (tmp_path / "head" / "weights").rglob("*")) == ["README.md", "README.md",
                                                                                          "exports"]

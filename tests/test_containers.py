@@ -81,11 +81,12 @@ def test_images_are_non_root_labelled_and_healthchecked(stack: ComposeStack) -> 
         assert config["Cmd"][0] == "workshop"  # exec form: no shell between Docker and the server
         assert f"{port}/tcp" in config["ExposedPorts"]
         print(f"{service} image: {image['Size'] / 1e6:.0f} MB")
-    # The UI's image carries no PyTorch, and its sample photos no scikit-image nor SciPy.
+    # The UI's image carries no PyTorch, its sample photos no scikit-image nor SciPy, and by default (VIDEO=false)
+    # no video decoder.
     listed = "import importlib.metadata as m, json; print(json.dumps([d.metadata['Name'].lower() for d in m.distributions()]))"
     packages = set(json.loads(run(["docker", "run", "--rm", "deploy-ml-workshop/frontend:test", "python", "-c", listed])))
-    assert "streamlit" in packages and "av" in packages
-    assert not {"torch", "scikit-image", "scipy", "opencv-python"} & packages
+    assert "streamlit" in packages
+    assert not {"torch", "scikit-image", "scipy", "opencv-python", "av"} & packages
 
 
 def test_stack_is_healthy_and_predicts_on_the_published_port(stack: ComposeStack) -> None:
@@ -303,6 +304,83 @@ def test_the_pytorch_image_still_builds_and_serves_pt_weights(pytorch_backend_im
         answer = WorkshopClient(container.url).predict(sample.image, model="shapes")
         assert answer.model == "shapes" and answer.engine == "pytorch" and answer.detections
         assert {d.class_name for d in answer.detections} <= {shape.class_name for shape in sample.shapes}
+
+
+# Every page of the UI, run by Streamlit's AppTest inside a front-end container, in test mode (no back-end): a
+# picture predicted and its table, the Video page, the Teacher page's table. Prints what failed, or "pages: ok".
+UI_PAGES_SCRIPT = """
+import sys
+from streamlit.testing.v1 import AppTest
+from workshop.frontend import APP_PATH
+from workshop.imaging import encode_image
+from workshop.samples import shapes_sample
+
+def check(app):
+    assert not app.exception, [e.message for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+app = AppTest.from_file(str(APP_PATH), default_timeout=120)
+app.run()
+app.toggle(key="test_mode").set_value(True).run()
+app.file_uploader(key="uploads").set_value([("s.png", encode_image(shapes_sample(seed=3).image), "image/png")]).run()
+app.button(key="predict").click().run()
+check(app)
+assert app.table, "no table of detections"
+app.switch_page("views/video.py").run()
+check(app)
+if "--video" in sys.argv:
+    app.radio(key="video_source").set_value("Sample clip").run()
+    app.button(key="analyse_video").click().run()
+    check(app)
+    assert any("8 frames" in m.value for m in app.markdown), "the sample clip was not decoded"
+else:
+    print("video page:", " ".join(info.value for info in app.info))
+app.switch_page("views/teacher.py").run()
+app.text_area(key="roster_text").set_value("name,url,key\\nAlice,http://127.0.0.1:9,her-key\\n").run()
+check(app)
+assert app.table, "no table of results"
+print("pages: ok")
+"""
+
+
+def _ui_pages(image: str, *arguments: str) -> str:
+    """Run UI_PAGES_SCRIPT in a container of ``image``; return what it printed."""
+    result = subprocess.run(["docker", "run", "--rm", "-i", image, "python", "-", *arguments], input=UI_PAGES_SCRIPT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_frontend_image_leaves_out_what_the_ui_never_loads_and_every_page_works(stack: ComposeStack) -> None:
+    """No model, no PyArrow file formats or file systems, one copy of PyArrow's bridge; every page still runs."""
+    image = "deploy-ml-workshop/frontend:test"
+    absent = (
+        "import importlib.util as u, pathlib, pyarrow, workshop\n"
+        "assets = pathlib.Path(workshop.__file__).parent / 'assets'\n"
+        "print(sorted(p.name for p in assets.iterdir()))\n"
+        "arrow = pathlib.Path(pyarrow.__file__).parent\n"
+        "print(sorted(p.name for p in arrow.glob('libarrow_python.so*') if not p.is_symlink()))\n"
+        "print([m for m in ('pyarrow._parquet', 'pyarrow._dataset', 'pyarrow._fs', 'pyarrow._csv') if u.find_spec(m)])"
+    )
+    assets, bridge, formats = run(["docker", "run", "--rm", image, "python", "-c", absent]).strip().splitlines()
+    assert assets == "['photos', 'shapes.json']"  # the sample photos and the class names; no weights, no export
+    assert re.fullmatch(r"\['libarrow_python\.so\.\d+'\]", bridge), bridge
+    assert formats == "[]"
+    printed = _ui_pages(image)
+    assert "video page: This image has no video decoder: build it with `--build-arg VIDEO=true`" in printed
+    assert "pages: ok" in printed
+
+
+def test_the_frontend_image_built_with_video_decodes_on_its_video_page(docker_engine: None) -> None:
+    """VIDEO=true, as the Video page of the default image advises: PyAV is there and the sample clip is analysed."""
+    tag = "deploy-ml-workshop/frontend:video-test"
+    try:
+        build_image("frontend/Dockerfile", tag, VIDEO="true")
+        size = _image_bytes(tag)
+        print(f"\nfront-end image with the video decoder: {size / 1e6:.0f} MB")
+        assert "pages: ok" in _ui_pages(tag, "--video")
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
 
 def test_a_service_that_cannot_start_is_named_at_once_not_waited_for(

@@ -6,6 +6,7 @@ request of another module (a browser page still polling, a timed-out request fin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -284,6 +285,24 @@ def test_video_limits_show_their_message_and_nothing_is_sent(
     assert any(expected in e for e in errors(app)), errors(app)
     assert app.button(key="analyse_video").disabled
     assert (batch_uploads(live_server), post_count(live_server)) == before  # no frame, no request: nothing sent
+
+
+def test_video_page_without_pyav_says_in_one_sentence_how_to_get_a_decoder(
+    dead_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the front-end image built without VIDEO=true: PyAV cannot be imported, the page says so."""
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ModuleNotFoundError
+    for module in ("workshop.frontend.video", "workshop.frontend.demo_video"):  # imported again by the page
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    app = video_page(dead_url)
+    assert not app.exception
+    assert [info.value for info in app.info] == [
+        "This image has no video decoder: build it with `--build-arg VIDEO=true` (with Compose: "
+        "`VIDEO=true docker compose up --build`), or run the UI from the venv with `workshop ui`."
+    ]
+    assert not errors(app) and not app.main.radio and not app.main.button  # nothing to choose nor to press
+    app.switch_page("views/images.py").run()  # the other pages work as before
+    assert not app.exception and app.button(key="predict")
 
 
 def test_video_page_in_test_mode_answers_without_a_backend(dead_url: str) -> None:

@@ -18,25 +18,39 @@ import streamlit as st
 
 from workshop.client import BackendError
 from workshop.drawing import draw_detections
-from workshop.frontend.demo_video import panning_clip
 from workshop.frontend.logic import CONFIDENCE_FLOOR, fake_prediction, filter_detections, image_digest
 from workshop.frontend.shared import (
     PageContext, confidence_slider, model_picker, page_context, show_backend_error,
 )
-from workshop.frontend.video import (
-    SAMPLING_RATES,
-    VIDEO_TYPES,
-    SampledVideo,
-    VideoError,
-    VideoKey,
-    VideoLimits,
-    batches,
-    detection_counts,
-    predict_frames,
-    sample_frames,
-    timeline_rows,
-)
 from workshop.schemas import PredictResponse
+
+try:
+    # PyAV decodes the videos and encodes the sample clip. The front-end image has it only when built with
+    # VIDEO=true (frontend/Dockerfile); without it, the page says so in place of a traceback.
+    from workshop.frontend.demo_video import panning_clip
+    from workshop.frontend.video import (
+        SAMPLING_RATES,
+        VIDEO_TYPES,
+        SampledVideo,
+        VideoError,
+        VideoKey,
+        VideoLimits,
+        batches,
+        detection_counts,
+        predict_frames,
+        sample_frames,
+        timeline_rows,
+    )
+except ModuleNotFoundError as missing:
+    if missing.name != "av":
+        raise
+    st.title("Video")
+    st.info(
+        "This image has no video decoder: build it with `--build-arg VIDEO=true` (with Compose: "
+        "`VIDEO=true docker compose up --build`), or run the UI from the venv with `workshop ui`.",
+        icon=":material/videocam_off:",
+    )
+    st.stop()
 
 SOURCES = ["Upload", "Sample clip"]
 
