@@ -146,13 +146,17 @@ class ComposeStack:
         """Stop and remove the containers, the network and the volumes."""
         self._compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300)
 
-    def containers(self, service: str) -> list[str]:
-        """The container ids of every replica of a service."""
-        return self._compose("ps", "-q", service).split()
+    def containers(self, service: str, stopped: bool = False) -> list[str]:
+        """The container ids of every running replica of a service (and the stopped ones with ``stopped``)."""
+        return self._compose("ps", *(["--all"] if stopped else []), "-q", service).split()
 
     def container(self, service: str) -> str:
-        """The container id of a service (its first replica; empty when it has none)."""
-        return next(iter(self.containers(service)), "")
+        """The container id of a service, running or not (its first replica; empty when it has none).
+
+        Compose v2 lists running containers only unless asked: a container created but never started
+        (its port taken) must still be found, to say why it is not running.
+        """
+        return next(iter(self.containers(service, stopped=True)), "")
 
     def inspect(self, service: str) -> dict:
         """``docker inspect`` of a service's container."""

@@ -82,8 +82,9 @@ class Wait:
 
 #: Where a codespace waits longer than the recorded run (images were cached there, and fast mode shortens work).
 WAITS = (
-    Wait("04", "docker build -f backend/Dockerfile", 4.0,
-         "the first build of the back-end image in a codespace, 3 to 5 minutes"),
+    Wait("04", "docker build -f backend/Dockerfile", 1.5,
+         "the first build of the small back-end image (ONNX Runtime, no PyTorch): both images build cold in about "
+         "1 minute on 2 cores (docs/benchmarks.md), rounded up for a codespace's first pull of the packages"),
     Wait("04", "docker build -f frontend/Dockerfile", 1.0, "the first build of the front-end image"),
     Wait("05", "docker compose up -d --build --wait", 0.5,
          "the stack's start, its images cached by notebook 04, as measured on a cached run"),
