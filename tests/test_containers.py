@@ -360,12 +360,15 @@ def test_the_frontend_image_leaves_out_what_the_ui_never_loads_and_every_page_wo
         "print(sorted(p.name for p in assets.iterdir()))\n"
         "arrow = pathlib.Path(pyarrow.__file__).parent\n"
         "print(sorted(p.name for p in arrow.glob('libarrow_python.so*') if not p.is_symlink()))\n"
-        "print([m for m in ('pyarrow._parquet', 'pyarrow._dataset', 'pyarrow._fs', 'pyarrow._csv') if u.find_spec(m)])"
+        "print([m for m in ('pyarrow._parquet', 'pyarrow._dataset', 'pyarrow._fs', 'pyarrow._csv') if u.find_spec(m)])\n"
+        # What Streamlit imports only when a page asks for it (tables, charts, maps) must still import.
+        "import pyarrow.compute, altair, pydeck; print('on demand: ok')"
     )
-    assets, bridge, formats = run(["docker", "run", "--rm", image, "python", "-c", absent]).strip().splitlines()
+    assets, bridge, formats, on_demand = run(["docker", "run", "--rm", image, "python", "-c", absent]).strip().splitlines()
     assert assets == "['photos', 'shapes.json']"  # the sample photos and the class names; no weights, no export
     assert re.fullmatch(r"\['libarrow_python\.so\.\d+'\]", bridge), bridge
     assert formats == "[]"
+    assert on_demand == "on demand: ok"
     printed = _ui_pages(image)
     assert "video page: This image has no video decoder: build it with `--build-arg VIDEO=true`" in printed
     assert "pages: ok" in printed
