@@ -364,7 +364,8 @@ def test_the_frontend_image_leaves_out_what_the_ui_never_loads_and_every_page_wo
         # What Streamlit imports only when a page asks for it (tables, charts, maps) must still import.
         "import pyarrow.compute, altair, pydeck; print('on demand: ok')"
     )
-    assets, bridge, formats, on_demand = run(["docker", "run", "--rm", image, "python", "-c", absent]).strip().splitlines()
+    printed = run(["docker", "run", "--rm", image, "python", "-c", absent])
+    assets, bridge, formats, on_demand = printed.strip().splitlines()
     assert assets == "['photos', 'shapes.json']"  # the sample photos and the class names; no weights, no export
     assert re.fullmatch(r"\['libarrow_python\.so\.\d+'\]", bridge), bridge
     assert formats == "[]"
