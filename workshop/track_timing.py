@@ -254,7 +254,9 @@ TEXT = {
 }
 #: The waits of :data:`WAITS` said in French, in the same order.
 WAIT_WHY_FR = (
-    "la première construction de l'image du back-end dans un codespace, 3 à 5 minutes",
+    "la première construction de la petite image du back-end (ONNX Runtime, sans PyTorch) : les deux images se "
+    "construisent à froid en 1 minute environ sur 2 cœurs (docs/benchmarks.md), arrondi pour le premier "
+    "téléchargement des paquets dans un codespace",
     "la première construction de l'image du front-end",
     "le démarrage de la stack, ses images en cache depuis le notebook 04, mesuré sur une exécution avec cache",
     "un test de charge en classe, 4 paliers de 15 s",
