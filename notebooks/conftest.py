@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from workshop.notebook_track import notebook_environment
+from workshop.notebook_track import NOT_INHERITED, notebook_environment
 
 os.environ.update(notebook_environment(Path(tempfile.mkdtemp(prefix="workshop-notebooks-"))))
 
@@ -44,8 +44,15 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_runtest_setup(item):
-    """In CI a notebook that needs Docker must fail without an engine, not pass by skipping its cells."""
+    """In CI a notebook that needs Docker must fail without an engine, not pass by skipping its cells.
+
+    A notebook's kernel starts with its first cell: what it must not inherit from this process (a language an
+    earlier test left behind) is removed first, so that the notebook's folder gives its language.
+    """
     import pytest
+
+    for name in NOT_INHERITED:
+        os.environ.pop(name, None)
 
     if item.get_closest_marker("docker") and os.environ.get("CI"):
         from workshop.containers import docker_available

@@ -154,3 +154,29 @@ def create_without_starting(stack: Any, *services: str, scale: dict[str, int] | 
     replicas = [argument for name, count in (scale or {}).items() for argument in ("--scale", f"{name}={count}")]
     run([*stack.compose, *files, "-p", stack.project, "up", "--no-start", *replicas, *services], env=stack.env,
         timeout=600)
+
+
+def _docker_ids(*command: str) -> set[str]:
+    listed = subprocess.run(["docker", *command, "-q"], capture_output=True, text=True)
+    return set(listed.stdout.split())
+
+
+@contextmanager
+def notebook_leaves_nothing_running(needs_docker: bool) -> Iterator[None]:
+    """Containers and networks a notebook run started and did not remove are removed when it ends.
+
+    A run that stops early (at a blank exercise, at a failure) skips the notebook's own clean-up cells; what it
+    left (a Compose stack, the load balancer of notebook 07's replicas) would hold the ports and the Compose
+    project of the next notebook that starts the same stack.
+    """
+    if not needs_docker:
+        yield
+        return
+    containers, networks = _docker_ids("ps", "-a"), _docker_ids("network", "ls")
+    try:
+        yield
+    finally:
+        if left := _docker_ids("ps", "-a") - containers:
+            subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
+        if left := _docker_ids("network", "ls") - networks:
+            subprocess.run(["docker", "network", "rm", *left], capture_output=True)

@@ -19,9 +19,11 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from support import REPO_ROOT
+from support import REPO_ROOT, notebook_leaves_nothing_running
 from workshop.containers import docker_available
-from workshop.notebook_track import LANGUAGES, core_version, notebook_environment, solution_notebooks
+from workshop.notebook_track import (
+    LANGUAGES, NOT_INHERITED, core_version, notebook_environment, solution_notebooks,
+)
 
 NOTEBOOKS = [(language, path) for language in LANGUAGES for path in solution_notebooks(language, REPO_ROOT)]
 
@@ -46,6 +48,8 @@ def notebook_env(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel's environment (it inherits this process's): what nbval gives the whole notebooks."""
     for name, value in notebook_environment(scratch).items():
         monkeypatch.setenv(name, value)
+    for name in NOT_INHERITED:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.slow
@@ -62,7 +66,8 @@ def test_the_core_alone_runs_top_to_bottom(path: Path, notebook_env: None) -> No
                             resources={"metadata": {"path": str(path.parent)}})
     started = time.perf_counter()
     try:
-        client.execute()
+        with notebook_leaves_nothing_running(needs_docker(path)):
+            client.execute()
     except CellExecutionError as error:
         pytest.fail(f"{path.parent.name}/{path.name} without its stretch cells: {error}")
     print(f"{path.parent.name}/{path.stem}: core ran in {time.perf_counter() - started:.0f} s")

@@ -13,14 +13,14 @@ that the student versions are generated from them.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support import REPO_ROOT, missing_tool  # tests/ is on sys.path under pytest
+from support import REPO_ROOT, missing_tool, notebook_leaves_nothing_running  # tests/ is on sys.path under pytest
 from workshop.containers import docker_available
+from workshop.notebook_track import NOT_INHERITED
 
 STUDENT_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[a-z][a-z]/[0-9][0-9]_*.ipynb"))
 
@@ -40,15 +40,9 @@ def as_in_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.setenv("WORKSHOP_OFFLINE", "1")
         patch.setenv("WORKSHOP_NOTEBOOK_FAST", "1")
         patch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("ultralytics-students")))
+        for name in NOT_INHERITED:
+            patch.delenv(name, raising=False)
         yield
-
-
-def _notebook_containers() -> set[str]:
-    """Containers the notebooks name as theirs (``workshop-nb04-...``, Compose projects ``workshop-nb05``...)."""
-    if not docker_available():
-        return set()
-    listed = subprocess.run(["docker", "ps", "-a", "--format", "{{.ID}} {{.Names}}"], capture_output=True, text=True)
-    return {line.split()[0] for line in listed.stdout.splitlines() if " workshop-nb" in line}
 
 
 def run_to_the_first_error(path: Path) -> tuple[object, int, dict] | None:
@@ -85,14 +79,8 @@ def test_run_all_stops_at_a_checkpoint_with_its_one_sentence(path: Path, as_in_c
     needs_docker = json.loads(path.read_text())["metadata"].get("workshop", {}).get("docker")
     if needs_docker and not docker_available():
         missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
-    before = _notebook_containers()
-    try:
+    with notebook_leaves_nothing_running(bool(needs_docker)):
         stopped = run_to_the_first_error(path)
-    finally:
-        # A stack or a container started before the first error is the notebook's: nothing is left behind.
-        left = _notebook_containers() - before
-        if left:
-            subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
     assert stopped is not None, f"{path.name} ran to its end with every exercise blank: a checkpoint passed on nothing"
     cell, index, raised = stopped
     (error,) = [output for output in cell.outputs if output["output_type"] == "error"]

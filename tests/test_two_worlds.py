@@ -32,12 +32,12 @@ from pathlib import Path
 import pytest
 
 from workshop.containers import REPO_ROOT, docker_available
-from workshop.notebook_track import solution_notebooks
+from workshop.notebook_track import NOT_INHERITED, solution_notebooks
 from workshop.registry import ModelRegistry
 from workshop.services import BackgroundService, start_backend
 from workshop.settings import BUNDLED_MODEL, Settings
 
-from support import missing_tool  # tests/ is on sys.path under pytest
+from support import missing_tool, notebook_leaves_nothing_running  # tests/ is on sys.path under pytest
 
 PUBLIC_DEFAULT = "yolo26n"
 NOTEBOOKS = [path for path in solution_notebooks("en", REPO_ROOT) if not path.name.startswith("08_")]
@@ -269,6 +269,8 @@ def online_notebook_env(online_weights_dir: Path, online_build_context: Path,
         patch.setenv("WORKSHOP_OFFLINE", "1")
         patch.setenv("WORKSHOP_NOTEBOOK_FAST", "1")
         patch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("ultralytics-online")))
+        for name in NOT_INHERITED:
+            patch.delenv(name, raising=False)
         yield
 
 
@@ -284,7 +286,8 @@ def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: 
     client = NotebookClient(nb, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
     asked: list[dict] = []  # what the back-ends held by the kernel said after each cell
-    with client.setup_kernel():
+    needs_docker = bool(nb.metadata.get("workshop", {}).get("docker"))
+    with notebook_leaves_nothing_running(needs_docker), client.setup_kernel():
         for index, cell in enumerate(list(nb.cells)):
             if cell.cell_type != "code":
                 continue

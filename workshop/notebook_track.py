@@ -161,6 +161,12 @@ def notebook_environment(scratch: Path) -> dict[str, str]:
     return env
 
 
+#: Variables a notebook's kernel must not inherit from the process that runs it: the notebook's folder (en, fr)
+#: gives its language, as in a codespace, and a WORKSHOP_LANG left in the test process by an earlier call of
+#: go_to_project_root would print a French notebook's command output in English.
+NOT_INHERITED = ("WORKSHOP_LANG",)
+
+
 #: Where a codespace checks the repository out: recorded outputs show this path, not the recording machine's.
 CODESPACE_CHECKOUT = "/workspaces/deploy-ml-workshop"
 
@@ -202,6 +208,8 @@ def record(path: Path, root: Path | None = None, timeout: int = 1800) -> None:
     saved = dict(os.environ)
     try:
         os.environ.update(notebook_environment(scratch))
+        for name in NOT_INHERITED:
+            os.environ.pop(name, None)
         from workshop.registry import ModelRegistry
         from workshop.settings import BUNDLED_MODEL, Settings
 

@@ -43,7 +43,7 @@ import requests
 from workshop.bench.coldstart import container_cold_start
 from workshop.bench.report import layer_instruction
 from workshop.bench.runner import image_layers
-from workshop.containers import REPO_ROOT, ComposeStack, compose_command, run
+from workshop.containers import REPO_ROOT, ComposeStack, run
 from workshop.imaging import encode_image
 from workshop.samples import shapes_sample
 from workshop.services import free_port

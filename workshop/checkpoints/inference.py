@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from workshop.checkpoints import expect, fail, guarded, passed
+from workshop.checkpoints import expect, guarded, passed
 
 #: The keys each detection dict must have, as the API's JSON has them.
 KEYS = ("class_name", "confidence", "box")
