@@ -132,7 +132,7 @@ def frontend_image(image: str, health_timeout: float = 60) -> None:
             _health_command_passes(image, command, health_timeout),
             f"Your HEALTHCHECK command ({' '.join(command)}) never succeeds in the container: slim images have no "
             "curl, use `workshop healthcheck http://127.0.0.1:8501/_stcore/health`.",
-            f"La commande de votre HEALTHCHECK ({' '.join(command)}) n'aboutit jamais dans le conteneur : les images "
+            f"La commande de votre HEALTHCHECK ({' '.join(command)}) n'aboutit jamais dans le conteneur. Les images "
             "slim n'ont pas curl, utilisez `workshop healthcheck http://127.0.0.1:8501/_stcore/health`.",
         )
         passed(
@@ -211,8 +211,8 @@ def prediction(predicted: object, container: str, url: str) -> None:
             passed(
                 f"You predicted {'an answer' if predicted else 'no answer'}; from inside {container}, {url} "
                 f"{outcome_en}: read on to see why.",
-                f"Vous aviez prévu {'une réponse' if predicted else 'aucune réponse'} ; depuis {container}, {url} "
-                f"{outcome_fr} : la suite explique pourquoi.",
+                f"Vous aviez prévu {'une réponse' if predicted else 'aucune réponse'}, mais depuis {container}, {url} "
+                f"{outcome_fr}. La suite explique pourquoi.",
             )
 
     _docker_guarded(check, f"could not run a request in {container}.", f"impossible de lancer une requête dans {container}.")
@@ -265,7 +265,8 @@ def nothing_left(prefix: str = PREFIX) -> None:
         expect(
             not names,
             f"Still there: {', '.join(names)}: stop and remove them (docker rm -f {' '.join(names)}).",
-            f"Encore là : {', '.join(names)} : arrêtez-les et supprimez-les (docker rm -f {' '.join(names)}).",
+            f"Conteneurs encore présents : {', '.join(names)}. Arrêtez-les et supprimez-les avec "
+            f"docker rm -f {' '.join(names)}.",
         )
         passed(
             f"No container left whose name starts with {prefix}.",
