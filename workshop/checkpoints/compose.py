@@ -159,10 +159,10 @@ def backend_url_prediction(prediction: object, project: str | None = None) -> No
         return
     if host in {"localhost", "127.0.0.1"}:
         why_en = "there, localhost is that container itself, and the back-end is not in it"
-        why_fr = "là-dedans, localhost est ce conteneur lui-même, et le back-end n'y est pas"
+        why_fr = "dans ce conteneur, localhost désigne le conteneur lui-même, et le back-end n'y est pas"
     elif host == "backend":
         why_en = "the port must be the one the back-end listens on in its own container (the published one is for the host)"
-        why_fr = "il faut le port qu'écoute le back-end dans son conteneur (le port publié sert à l'hôte)"
+        why_fr = "il faut le port qu'écoute le back-end dans son conteneur, le port publié sert à l'hôte"
     else:
         why_en = "Compose registers each container under its service's name"
         why_fr = "Compose inscrit chaque conteneur sous le nom de son service"
@@ -170,7 +170,7 @@ def backend_url_prediction(prediction: object, project: str | None = None) -> No
         f"You predicted {prediction}, which {'answers' if answered else 'does not answer'} from inside the front-end's "
         f"container; {BACKEND_URL} does: {why_en}.",
         f"Vous aviez prévu {prediction}, qui {'répond' if answered else 'ne répond pas'} depuis le conteneur du "
-        f"front-end ; {BACKEND_URL} répond : {why_fr}.",
+        f"front-end. C'est {BACKEND_URL} qui répond, car {why_fr}.",
     )
 
 
@@ -218,7 +218,7 @@ def down_prediction(prediction: object, project: str | None = None, image_tag: s
     passed(
         f"You predicted {guessed}; what remains is: {shown}. down removes the containers and the network that up "
         "created; the images stay, so the next up starts in seconds (down --rmi all removes them too).",
-        f"Vous aviez prévu {guessed.replace('nothing', 'rien')} ; ce qui reste : {shown.replace('nothing', 'rien')}. "
-        "down supprime les conteneurs et le réseau créés par up ; les images restent, et le prochain up démarre en "
-        "quelques secondes (down --rmi all les supprime aussi).",
+        f"Vous aviez prévu {guessed.replace('nothing', 'rien')}, et il reste : {shown.replace('nothing', 'rien')}. "
+        "down supprime les conteneurs et le réseau créés par up. Les images restent, si bien que le prochain up "
+        "démarre en quelques secondes. down --rmi all les supprime aussi.",
     )
