@@ -266,11 +266,11 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
     predicted = _whole_number(prediction)
     expect(
         predicted is not None and predicted >= 0,
-        "Write your prediction first: set predicted_failures, in the cell under Exercise 3, to the number of requests "
+        "Write your prediction first: set predicted_failures, in the cell under Exercise 2, to the number of requests "
         "you expect to fail (0 or more), run that cell, then this one (the load test need not run again).",
-        "Notez d'abord votre pronostic : dans la cellule sous l'exercice 3, donnez à predicted_failures le nombre "
-        "de requêtes qui échoueront selon vous (0 ou plus), exécutez-la, puis celle-ci (inutile de relancer le test "
-        "de charge).",
+        "Notez d'abord votre pronostic : dans la cellule sous l'exercice 2, donnez à predicted_failures le nombre "
+        "de requêtes qui échoueront selon vous (0 ou plus). Exécutez-la, puis celle-ci, sans relancer le test de "
+        "charge.",
     )
     restore = _RESTORE.format(project=project, replicas=replicas)
     figures: list[LoadRun] = []
@@ -298,7 +298,7 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
     expect(
         bool(killed) and len(alive) < replicas,
         f"All {replicas} replicas still run: the docker kill line hit none; run the cell with docker kill again.",
-        f"Les {replicas} répliques tournent encore : la ligne docker kill n'en a arrêté aucune ; relancez la cellule "
+        f"Les {replicas} répliques tournent encore, la ligne docker kill n'en a arrêté aucune. Relancez la cellule "
         "de docker kill.",
     )
     window = f"{_clock(run.started_at)} to {_clock(run.finished_at)}"
@@ -310,9 +310,9 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
         fail(
             f"Replica {name} stopped at {_clock(at)}, {when} the load test ({window}): it met no request. Bring it "
             f"back ({restore}), then run the cell with docker kill again: the kill must come while the load runs.",
-            f"La réplique {name} s'est arrêtée à {_clock(at)}, {quand} le test de charge ({fenetre}) : elle n'a reçu "
-            f"aucune requête. Ramenez-la ({restore}), puis relancez la cellule de docker kill : l'arrêt doit tomber "
-            "pendant la charge.",
+            f"La réplique {name} s'est arrêtée à {_clock(at)}, {quand} le test de charge ({fenetre}), sans recevoir "
+            f"aucune requête. L'arrêt doit tomber pendant la charge : ramenez-la ({restore}), puis relancez la "
+            "cellule de docker kill.",
         )
     expect(
         run.failures == 0,
@@ -320,7 +320,7 @@ def replica_killed(prediction: object, results: str | Path, project: str, replic
         f"($COMPOSE logs lb) says which replicas each one met. To try again, bring the replicas back ({restore}), "
         "then run the cell with docker kill.",
         f"{run.failures} requêtes sur {run.requests} ont échoué pendant l'arrêt d'une réplique : le journal du "
-        f"répartiteur ($COMPOSE logs lb) dit quelles répliques chacune a rencontrées. Pour réessayer, ramenez les "
+        f"répartiteur ($COMPOSE logs lb) dit quelles répliques chacune a essayées. Pour réessayer, ramenez les "
         f"répliques ({restore}), puis relancez la cellule de docker kill.",
     )
     name, at = min(during.items(), key=lambda item: item[1])
