@@ -139,7 +139,7 @@ def test_container_answers_passes_for_the_real_back_end_in_its_container(
     assert "✅ Your container passes" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("language", "sentence"), [("en", "Your container fails 'health"), ("fr", "Votre conteneur échoue à « health")])
+@pytest.mark.parametrize(("language", "sentence"), [("en", "Your container fails 'health"), ("fr", "Votre conteneur échoue à « santé")])
 def test_container_answers_fails_when_its_server_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, containers: list[str], language: str, sentence: str
 ) -> None:
