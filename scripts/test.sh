@@ -19,4 +19,6 @@ fi
 venv="${VENV:-.venv}"
 
 echo "==> Running tests"
-exec "$venv/bin/python" -m pytest "$@"
+# Two workers (pytest-xdist): the tests that share the Docker engine, the notebooks' kernels and the repository's
+# working files run one after the other in one of them (conftest.py schedules them), the rest beside it.
+exec "$venv/bin/python" -m pytest -n "${WORKSHOP_TEST_WORKERS:-2}" --dist loadscope "$@"
