@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,9 +189,13 @@ def compose_up_seconds(stack: ComposeStack, timeout: float = 300) -> float:
 
 
 def one_line_change(directory: Path, number: int) -> None:
-    """A one-line change of the code both images copy: what a student's edit costs the next build."""
+    """A one-line change of the code both images copy: what a student's edit costs the next build.
+
+    The line is new to this run: the same line as an earlier run's would find that run's layers in Docker's
+    cache, and the "rebuild" would build nothing.
+    """
     settings = directory / "workshop" / "settings.py"
-    settings.write_text(settings.read_text() + f"# one-line change {number}: the benchmark's rebuild\n")
+    settings.write_text(settings.read_text() + f"# one-line change {number} ({uuid.uuid4().hex}): the benchmark's rebuild\n")
 
 
 class LoopbackRegistry:
