@@ -195,7 +195,8 @@ def one_line_change(directory: Path, number: int) -> None:
     cache, and the "rebuild" would build nothing.
     """
     settings = directory / "workshop" / "settings.py"
-    settings.write_text(settings.read_text() + f"# one-line change {number} ({uuid.uuid4().hex}): the benchmark's rebuild\n")
+    line = f"# one-line change {number} ({uuid.uuid4().hex}): the benchmark's rebuild\n"
+    settings.write_text(settings.read_text() + line)
 
 
 class LoopbackRegistry:
