@@ -13,33 +13,25 @@ import os
 import tempfile
 from pathlib import Path
 
-from workshop.notebook_track import NOT_INHERITED, notebook_environment
+from workshop.notebook_track import NOT_INHERITED, needs_docker, notebook_environment
 
 os.environ.update(notebook_environment(Path(tempfile.mkdtemp(prefix="workshop-notebooks-"))))
 
 collect_ignore_glob = ["en/*", "fr/*", "[0-9][0-9]_*.ipynb"]
 
 
-def _needs_docker(path: str) -> bool:
-    """A notebook says it needs Docker in its metadata: ``"workshop": {"docker": true}``."""
-    import json
-
-    with open(path, encoding="utf-8") as notebook:
-        return bool(json.load(notebook).get("metadata", {}).get("workshop", {}).get("docker"))
-
-
 def pytest_collection_modifyitems(items):
     """Notebook cells start servers, train models, build images: mark them so `-m "not slow"` skips them."""
     import pytest
 
-    needs_docker: dict[str, bool] = {}
+    needs_docker_of: dict[str, bool] = {}
     for item in items:
         path = str(item.fspath)
         if path.endswith(".ipynb"):
             item.add_marker(pytest.mark.slow)
-            if path not in needs_docker:
-                needs_docker[path] = _needs_docker(path)
-            if needs_docker[path]:
+            if path not in needs_docker_of:
+                needs_docker_of[path] = needs_docker(Path(path))
+            if needs_docker_of[path]:
                 item.add_marker(pytest.mark.docker)
 
 

@@ -22,14 +22,10 @@ from nbclient.exceptions import CellExecutionError
 from support import REPO_ROOT, notebook_leaves_nothing_running
 from workshop.containers import docker_available
 from workshop.notebook_track import (
-    LANGUAGES, NOT_INHERITED, core_version, notebook_environment, solution_notebooks,
+    LANGUAGES, NOT_INHERITED, core_version, needs_docker, notebook_environment, solution_notebooks,
 )
 
 NOTEBOOKS = [(language, path) for language in LANGUAGES for path in solution_notebooks(language, REPO_ROOT)]
-
-
-def needs_docker(path: Path) -> bool:
-    return bool(json.loads(path.read_text(encoding="utf-8"))["metadata"].get("workshop", {}).get("docker"))
 
 
 def params() -> list:

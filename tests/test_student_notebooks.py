@@ -20,7 +20,7 @@ import pytest
 
 from support import REPO_ROOT, missing_tool, notebook_leaves_nothing_running  # tests/ is on sys.path under pytest
 from workshop.containers import docker_available
-from workshop.notebook_track import NOT_INHERITED
+from workshop.notebook_track import NOT_INHERITED, needs_docker
 
 STUDENT_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[a-z][a-z]/[0-9][0-9]_*.ipynb"))
 
@@ -76,10 +76,10 @@ def run_to_the_first_error(path: Path) -> tuple[object, int, dict] | None:
 @pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda path: f"{path.parent.name}/{path.stem}")
 def test_run_all_stops_at_a_checkpoint_with_its_one_sentence(path: Path, as_in_class: None) -> None:
     language = path.parent.name
-    needs_docker = json.loads(path.read_text())["metadata"].get("workshop", {}).get("docker")
-    if needs_docker and not docker_available():
+    docker = needs_docker(path)
+    if docker and not docker_available():
         missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
-    with notebook_leaves_nothing_running(bool(needs_docker)):
+    with notebook_leaves_nothing_running(docker):
         stopped = run_to_the_first_error(path)
     assert stopped is not None, f"{path.name} ran to its end with every exercise blank: a checkpoint passed on nothing"
     cell, index, raised = stopped

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from workshop.containers import REPO_ROOT, docker_available
-from workshop.notebook_track import NOT_INHERITED, solution_notebooks
+from workshop.notebook_track import NOT_INHERITED, needs_docker, solution_notebooks
 from workshop.registry import ModelRegistry
 from workshop.services import BackgroundService, start_backend
 from workshop.settings import BUNDLED_MODEL, Settings
@@ -281,13 +281,13 @@ def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: 
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
-    if nb.metadata.get("workshop", {}).get("docker") and not docker_available():
+    docker = needs_docker(notebook)
+    if docker and not docker_available():
         missing_tool("No Docker engine (scripts/docker-offline.sh starts one where that is possible)")
     client = NotebookClient(nb, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
     asked: list[dict] = []  # what the back-ends held by the kernel said after each cell
-    needs_docker = bool(nb.metadata.get("workshop", {}).get("docker"))
-    with notebook_leaves_nothing_running(needs_docker), client.setup_kernel():
+    with notebook_leaves_nothing_running(docker), client.setup_kernel():
         for index, cell in enumerate(list(nb.cells)):
             if cell.cell_type != "code":
                 continue

@@ -161,6 +161,11 @@ def notebook_environment(scratch: Path) -> dict[str, str]:
     return env
 
 
+def needs_docker(path: Path) -> bool:
+    """A notebook says it needs Docker in its metadata: ``"workshop": {"docker": true}``."""
+    return bool(json.loads(path.read_text(encoding="utf-8"))["metadata"].get("workshop", {}).get("docker"))
+
+
 #: Variables a notebook's kernel must not inherit from the process that runs it: the notebook's folder (en, fr)
 #: gives its language, as in a codespace, and a WORKSHOP_LANG left in the test process by an earlier call of
 #: go_to_project_root would print a French notebook's command output in English.
