@@ -9,13 +9,17 @@ Kernels inherit this process's environment, so these variables reach the noteboo
 the checked outputs were recorded with the bundled model.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 from workshop.notebook_track import NOT_INHERITED, needs_docker, notebook_environment
 
-os.environ.update(notebook_environment(Path(tempfile.mkdtemp(prefix="workshop-notebooks-"))))
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="workshop-notebooks-"))
+os.environ.update(notebook_environment(_SESSION_DIR))
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)  # the kernels have stopped by then
 
 collect_ignore_glob = ["en/*", "fr/*", "[0-9][0-9]_*.ipynb"]
 

@@ -6,6 +6,7 @@ behave the same on a laptop with internet and on the offline CI machine.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="workshop-tests-"))
+# Each run (and each xdist worker) makes one: removed when the process ends, so runs do not fill the disk.
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 os.environ["WORKSHOP_OFFLINE"] = "1"
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_CONFIG_DIR"] = str(_SESSION_DIR / "ultralytics-config")

@@ -8,6 +8,8 @@ escaping the app (the test client passes it on rather than answering 500), a 500
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,9 @@ from workshop.settings import Settings
 
 
 def _app() -> FastAPI:
-    return create_app(Settings(weights_dir=Path(tempfile.mkdtemp()) / "weights", warmup=False))
+    folder = Path(tempfile.mkdtemp(prefix="workshop-fuzz-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return create_app(Settings(weights_dir=folder / "weights", warmup=False))
 
 
 _APP = _app()
