@@ -32,6 +32,11 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then
     pip_args+=(--extra-index-url "$TORCH_INDEX_URL")
 fi
 
+# PyPI's PyTorch for Linux carries CUDA's libraries: a first installation takes about 8 GB (3 GB from the CPU index).
+if ! compgen -G "$venv/lib/python3*/site-packages/torch" > /dev/null; then
+    scripts/disk-space.sh "$([ -n "${TORCH_INDEX_URL:-}" ] && echo 3 || echo 9)" . "installing PyTorch into $venv"
+fi
+
 target=".[$extras]"
 echo "==> Installing $target (pinned by requirements/constraints.txt)"
 "$venv/bin/python" -m pip install "${pip_args[@]}" --upgrade pip

@@ -8,6 +8,9 @@ scripts/install-test-tools.sh
 # A Docker engine and a local base image for the container tests, where one can be started.
 if base_image=$(scripts/docker-offline.sh); then
     export WORKSHOP_DOCKER_BASE_IMAGE="$base_image"
+    # At their peak the container tests hold the image with PyPI's PyTorch (7 GB) while it is built: about 12 GB.
+    # Without that room CI stops here; elsewhere the sentence is a warning, for a run of the other tests.
+    scripts/disk-space.sh 12 "$(docker info --format '{{.DockerRootDir}}')" "the container tests" || [ -z "${CI:-}" ]
     # Images built here take PyTorch from the package index this machine reaches (empty: PyPI).
     export WORKSHOP_TORCH_INDEX_URL="${WORKSHOP_TORCH_INDEX_URL-}"
 elif [ -n "${CI:-}" ]; then
