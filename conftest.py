@@ -47,3 +47,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if strays:
         raise pytest.UsageError(f"Docker tests in {', '.join(strays)}: add their modules to SHARED_STATE_MODULES "
                                 "in conftest.py, so that they run one at a time with the others that use the engine")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After the run (in the main process, once the workers are done), remove the project's superseded images.
+
+    The suite builds every image of the project, some of them several times: each rebuild leaves the previous
+    image untagged, about 1 GB a run in all, which a machine that runs the suite every day would keep.
+    """
+    if hasattr(session.config, "workerinput"):
+        return
+    from workshop.containers import docker_available, remove_superseded_images
+
+    if docker_available():
+        remove_superseded_images()

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ import requests
 
 from workshop.bench.agreement import box_iou
 from workshop.client import WorkshopClient
-from workshop.containers import REPO_ROOT, ComposeStack, run
+from workshop.containers import REPO_ROOT, ComposeStack, remove_superseded_images, run
 from workshop.engines import InferenceParameters
 from workshop.registry import ModelRegistry
 from workshop.samples import photo, shapes_sample
@@ -155,6 +156,30 @@ def test_backend_alone_with_docker_run_and_frontend_with_host_network(stack: Com
         assert "Application shutdown complete" in logs
     finally:
         subprocess.run(["docker", "rm", "-f", backend, frontend], capture_output=True)
+
+
+def test_the_projects_superseded_builds_are_removed_and_no_one_elses(docker_engine: None, tmp_path: Path) -> None:
+    """What the suite does when it ends (conftest.py): each tag imported twice, so that its first image is dangling."""
+    empty = tmp_path / "empty.tar"
+    with tarfile.open(empty, "w"):
+        pass
+
+    def imported(tag: str, *changes: str) -> str:
+        options = [item for change in changes for item in ("--change", change)]
+        return run(["docker", "import", *options, str(empty), tag]).strip()
+
+    ours_label = 'LABEL org.opencontainers.image.title="deploy-ml-workshop superseded-test"'
+    tag = f"workshop-test-superseded-{os.getpid()}"
+    ours_old, ours_new = imported(f"{tag}/ours:1", ours_label), imported(f"{tag}/ours:1", ours_label)
+    foreign_old, foreign_new = imported(f"{tag}/someone-else:1"), imported(f"{tag}/someone-else:1")
+    try:
+        removed = remove_superseded_images()
+        assert ours_old in removed and foreign_old not in removed and ours_new not in removed
+        left = set(run(["docker", "images", "--all", "--quiet", "--no-trunc"]).split())
+        assert ours_old not in left
+        assert {ours_new, foreign_old, foreign_new} <= left, "a tagged image, or someone else's, was removed"
+    finally:
+        subprocess.run(["docker", "rmi", "--force", ours_old, ours_new, foreign_old, foreign_new], capture_output=True)
 
 
 def test_down_leaves_no_containers_networks_or_volumes(docker_engine: None, docker_build_args: dict[str, str]) -> None:

@@ -206,3 +206,36 @@ class ComposeStack:
                 "containers": ["ps", "-aq"], "networks": ["network", "ls", "-q"], "volumes": ["volume", "ls", "-q"],
             }.items()
         }
+
+
+#: What marks an image as this project's: the title its Dockerfiles give (``LABEL org.opencontainers.image.title``),
+#: or a label of the project's own namespace (the local base image of ``scripts/docker-offline.sh`` has one, and
+#: so do the intermediate stages of the multi-stage builds made on it).
+IMAGE_TITLE_LABEL = "org.opencontainers.image.title"
+PROJECT_NAME = "deploy-ml-workshop"
+
+
+def is_project_image(labels: dict[str, str] | None) -> bool:
+    """True for an image built from this project's Dockerfiles or on its local base image, by its labels."""
+    labels = labels or {}
+    return labels.get(IMAGE_TITLE_LABEL, "").startswith(PROJECT_NAME) or any(
+        key.startswith(f"org.{PROJECT_NAME}.") for key in labels
+    )
+
+
+def remove_superseded_images() -> list[str]:
+    """Remove the project's dangling images, the builds that a later build of the same tag replaced; return their ids.
+
+    Each ``docker build -t deploy-ml-workshop/backend .`` leaves the previous image behind untagged (``<none>``),
+    a few hundred MB each time: a machine that builds all day, a CI runner or a teacher's laptop, fills its disk.
+    Only untagged images of this project go (:func:`is_project_image`); images in use by a container stay
+    (``docker rmi`` refuses them), and so do the layers that tagged images share.
+    """
+    dangling = run(["docker", "images", "--quiet", "--no-trunc", "--filter", "dangling=true"]).split()
+    if not dangling:
+        return []
+    inspected = json.loads(run(["docker", "image", "inspect", *dangling]))
+    ours = [image["Id"] for image in inspected if is_project_image(image["Config"].get("Labels"))]
+    if ours:
+        subprocess.run(["docker", "rmi", *ours], capture_output=True, text=True, timeout=300)
+    return ours
