@@ -104,6 +104,10 @@ def page() -> Iterator:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1900})
+        # Printed, so shown beside a failure: a page that lost a script says which one, and why.
+        page.on("requestfailed", lambda request: print(f"request failed: {request.url}: {request.failure}"))
+        page.on("response", lambda response: response.status >= 400
+                and print(f"HTTP {response.status}: {response.request.method} {response.url}"))
         yield page
         browser.close()
 
