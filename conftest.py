@@ -53,7 +53,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """After the run (in the main process, once the workers are done), remove the project's superseded images.
 
     The suite builds every image of the project, some of them several times: each rebuild leaves the previous
-    image untagged, about 600 MB a run in all (12 images, measured after a fresh-clone run), which a machine that runs the suite every day would keep.
+    image untagged, about 600 MB a run in all (12 images, measured after a fresh-clone run), which a machine
+    that runs the suite every day would keep.
     """
     if hasattr(session.config, "workerinput"):
         return
