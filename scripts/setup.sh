@@ -35,7 +35,7 @@ fi
 # PyPI's PyTorch for Linux carries CUDA's libraries: a first installation takes about 8 GB (measured). The CPU index
 # leaves out CUDA (3.2 GB), Triton (0.9 GB) and most of PyTorch's 1.2 GB: 3 GB is asked for then.
 if ! compgen -G "$venv/lib/python3*/site-packages/torch" > /dev/null; then
-    scripts/disk-space.sh "$([ -n "${TORCH_INDEX_URL:-}" ] && echo 3 || echo 9)" . "installing PyTorch into $venv"
+    scripts/disk-space.sh "$([ -n "${TORCH_INDEX_URL:-}" ] && echo 3 || echo 9)" "$venv" "installing PyTorch into $venv"
 fi
 
 target=".[$extras]"
