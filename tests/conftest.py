@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,11 @@ def shapes_png() -> bytes:
     return encode_image(shapes_sample(seed=3).image)
 
 
+def _print_http_error(response: Any) -> None:  # a playwright Response
+    if response.status >= 400:
+        print(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+
 @pytest.fixture
 def page() -> Iterator:
     """A Playwright page in Debian's headless Chromium (installed by scripts/test.sh)."""
@@ -106,8 +112,7 @@ def page() -> Iterator:
         page = browser.new_page(viewport={"width": 1400, "height": 1900})
         # Printed, so shown beside a failure: a page that lost a script says which one, and why.
         page.on("requestfailed", lambda request: print(f"request failed: {request.url}: {request.failure}"))
-        page.on("response", lambda response: response.status >= 400
-                and print(f"HTTP {response.status}: {response.request.method} {response.url}"))
+        page.on("response", _print_http_error)
         yield page
         browser.close()
 
