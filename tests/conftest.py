@@ -34,7 +34,7 @@ from workshop.settings import BUNDLED_MODEL, Settings  # noqa: E402
 
 from ci_skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401  (hooks: 0 skips in CI)
 from support import (  # noqa: E402  (tests/ is on sys.path under pytest)
-    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, REPO_ROOT, build_image, missing_tool,
+    CHROMIUM, CHROMIUM_ARGS, DOCKER_BASE_IMAGE, DOCKER_TORCH_INDEX_URL, build_image, missing_tool,
 )
 
 

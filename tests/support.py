@@ -6,6 +6,7 @@ A module of its own, not ``conftest``: ``notebooks/`` has a ``conftest.py`` too,
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -180,3 +181,23 @@ def notebook_leaves_nothing_running(needs_docker: bool) -> Iterator[None]:
             subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
         if left := _docker_ids("network", "ls") - networks:
             subprocess.run(["docker", "network", "rm", *left], capture_output=True)
+
+
+def kernel_value(client: Any, notebook: Any, source: str) -> Any:
+    """Run ``source`` in the kernel of ``client`` (an nbclient ``NotebookClient`` set up on ``notebook``) as one more
+    cell, and return the JSON text its last line evaluates to, decoded. The cell is taken out of the notebook again.
+
+    The answer is the cell's value (its ``execute_result``), never a ``print``: ipykernel sends printed text from a
+    buffer that it flushes on a timer (0.2 s), and once in CI a probe's printed line never reached nbclient, which had
+    already seen the cell end. A value is sent before the kernel says it is idle, and no thread can print into it.
+    """
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source)
+    notebook.cells.append(cell)
+    try:
+        client.execute_cell(cell, len(notebook.cells) - 1)
+    finally:
+        notebook.cells.remove(cell)
+    (value,) = [output for output in cell.outputs if output["output_type"] == "execute_result"]
+    return json.loads(ast.literal_eval(value["data"]["text/plain"]))

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,9 @@ from workshop.bench.report import goal_ratios, goal_rows, peer_goal_rows
 from workshop.bench.runner import ModelResults, PairedRound
 from workshop.bench.stats import LatencySummary
 from workshop.extras import requirements
+
+if TYPE_CHECKING:
+    from workshop.bench.images import ImageSet
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +120,7 @@ def test_dockerfile_requirements_expand_the_extras() -> None:
 
 
 def _image_set(label: str, tag: str, backend_mb: float, frontend_mb: float, pushed_mb: float, build_s: float,
-               rebuild_s: float, up_s: list[float], first_s: list[float]) -> "ImageSet":
+               rebuild_s: float, up_s: list[float], first_s: list[float]) -> ImageSet:
     from workshop.bench.images import ImageSet
 
     return ImageSet(

@@ -12,24 +12,24 @@ that the student versions are generated from them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support import REPO_ROOT, missing_tool, notebook_leaves_nothing_running  # tests/ is on sys.path under pytest
+# tests/ is on sys.path under pytest
+from support import REPO_ROOT, kernel_value, missing_tool, notebook_leaves_nothing_running
 from workshop.containers import docker_available
 from workshop.notebook_track import NOT_INHERITED, needs_docker
 
 STUDENT_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[a-z][a-z]/[0-9][0-9]_*.ipynb"))
 
-#: Run in the kernel after the first error: what it raised, as IPython kept it (``sys.last_value``).
+#: Run in the kernel after the first error: what it raised, as IPython kept it (``sys.last_value``), as JSON.
 PROBE = """\
 import json, sys
 _error = getattr(sys, "last_value", None)
-print("raised:", json.dumps({"type": type(_error).__name__, "module": type(_error).__module__,
-                             "en": getattr(_error, "en", None), "fr": getattr(_error, "fr", None)}))
+json.dumps({"type": type(_error).__name__, "module": type(_error).__module__,
+            "en": getattr(_error, "en", None), "fr": getattr(_error, "fr", None)})
 """
 
 
@@ -62,13 +62,7 @@ def run_to_the_first_error(path: Path) -> tuple[object, int, dict] | None:
             try:
                 client.execute_cell(cell, index)
             except CellExecutionError:
-                probe = nbformat.v4.new_code_cell(PROBE)
-                notebook.cells.append(probe)
-                client.execute_cell(probe, len(notebook.cells) - 1)
-                # Its own line only: a thread a cell started may print into the probe's output meanwhile.
-                (raised,) = [line for output in probe.outputs if output.get("name") == "stdout"
-                             for line in output["text"].splitlines() if line.startswith("raised: ")]
-                return cell, index, json.loads(raised.removeprefix("raised: "))
+                return cell, index, kernel_value(client, notebook, PROBE)
     return None
 
 

@@ -37,7 +37,7 @@ from workshop.registry import ModelRegistry
 from workshop.services import BackgroundService, start_backend
 from workshop.settings import BUNDLED_MODEL, Settings
 
-from support import missing_tool, notebook_leaves_nothing_running  # tests/ is on sys.path under pytest
+from support import kernel_value, missing_tool, notebook_leaves_nothing_running  # tests/ is on sys.path under pytest
 
 PUBLIC_DEFAULT = "yolo26n"
 NOTEBOOKS = [path for path in solution_notebooks("en", REPO_ROOT) if not path.name.startswith("08_")]
@@ -46,7 +46,7 @@ NOTEBOOKS = [path for path in solution_notebooks("en", REPO_ROOT) if not path.na
 #: its one local back-end lives inside a checkpoint cell. Every other notebook must show a default.
 NO_BACKEND_BETWEEN_CELLS = {"01_model_inference", "06_google_cloud"}
 
-#: Run in the kernel after each cell: the default model of every back-end the kernel holds, from its /ready.
+#: Run in the kernel after each cell: the default model of every back-end the kernel holds, from its /ready, as JSON.
 DEFAULTS_PROBE = """\
 import json as _json
 import requests as _requests
@@ -57,13 +57,15 @@ _held = list(globals().values())
 _urls = [_value.url for _value in _held if isinstance(_value, _Service) and _value.running]
 for _stack in (_value for _value in _held if isinstance(_value, _Stack)):
     _urls.append(_stack.lb_url if "docker-compose.scale.yml" in _stack.files else _stack.backend_url)
+_answers = []
 for _url in _urls:
     try:
         _ready = _requests.get(_url + "/ready", timeout=10).json()
     except (OSError, ValueError):  # stopped, or not a back-end (a front-end's page)
         continue
     if isinstance(_ready, dict) and "default_model" in _ready:
-        print("probed:", _json.dumps({"url": _url, "default_model": _ready["default_model"]}))
+        _answers.append({"url": _url, "default_model": _ready["default_model"]})
+_json.dumps(_answers)
 """
 
 
@@ -292,15 +294,7 @@ def test_notebook_runs_in_the_online_world(notebook: Path, online_notebook_env: 
             if cell.cell_type != "code":
                 continue
             client.execute_cell(cell, index)  # raises CellExecutionError, with the cell's traceback, when it fails
-            probe = nbformat.v4.new_code_cell(DEFAULTS_PROBE)
-            nb.cells.append(probe)
-            client.execute_cell(probe, len(nb.cells) - 1)
-            # Its own lines only: a thread a cell started may print while the probe runs, into the probe's output.
-            printed_by_probe = [line for output in probe.outputs if output.get("name") == "stdout"
-                                for line in output["text"].splitlines()]
-            asked += [json.loads(line.removeprefix("probed: ")) for line in printed_by_probe
-                      if line.startswith("probed: ")]
-            nb.cells.remove(probe)
+            asked += kernel_value(client, nb, DEFAULTS_PROBE)
     printed = "".join(
         output.get("text", "") for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
     )
