@@ -224,7 +224,8 @@ def is_project_image(labels: dict[str, str] | None) -> bool:
 
 
 def remove_superseded_images() -> list[str]:
-    """Remove the project's dangling images, the builds that a later build of the same tag replaced; return their ids.
+    """Remove the project's dangling images, the builds that a later build of the same tag replaced; return the ids
+    it asked Docker to remove.
 
     Each ``docker build -t deploy-ml-workshop/backend .`` leaves the previous image behind untagged (``<none>``),
     a few hundred MB each time: a machine that builds all day, a CI runner or a teacher's laptop, fills its disk.
